@@ -1,0 +1,97 @@
+"""Registration of verl_selfplay's parts into verl's registries, deferred until verl loads them.
+
+verl imports this plugin on every ``import verl``, in every Ray actor (``verl/__init__.py``,
+entry-point group ``verl.plugins``). Importing verl's registries eagerly (reward managers, the v1
+trainer, core_algos) costs seconds per process and drags TransferQueue into every worker, so each
+registration here runs only when verl itself imports the module holding that registry: at once if it
+is already imported, else from a post-import hook on ``sys.meta_path``.
+
+To add a component, append one ``(verl module, "our.module:function")`` line to :data:`REGISTRATIONS`;
+the function receives the imported verl module and must be idempotent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import threading
+from types import ModuleType
+
+# (verl module whose import triggers the registration, "our.module:register_function")
+REGISTRATIONS: list[tuple[str, str]] = [
+    ("verl.experimental.reward_loop.reward_manager", "verl_selfplay.reward:register"),
+]
+
+_lock = threading.RLock()
+_pending: dict[str, list[str]] = {}
+_done: set[tuple[str, str]] = set()
+
+
+def _run(module_name: str, target: str, module: ModuleType) -> None:
+    with _lock:
+        if (module_name, target) in _done:
+            return
+        _done.add((module_name, target))
+    mod_name, fn_name = target.split(":")
+    getattr(importlib.import_module(mod_name), fn_name)(module)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loader of watched modules so that callbacks run right after the module executes."""
+
+    def find_spec(self, fullname, path, target=None):  # noqa: D102
+        if fullname not in _pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_and_register(module: ModuleType) -> None:
+            exec_module(module)
+            for target_ in _pending.get(fullname, []):
+                _run(fullname, target_, module)
+
+        loader.exec_module = exec_and_register  # type: ignore[method-assign]
+        return spec
+
+
+_finder = _PostImportFinder()
+
+
+def when_imported(module_name: str, target: str) -> None:
+    """Call ``target`` ("pkg.mod:fn") with verl's ``module_name`` once that module is imported."""
+    with _lock:
+        module = sys.modules.get(module_name)
+        if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+            _pending.setdefault(module_name, [])
+            if target not in _pending[module_name]:
+                _pending[module_name].append(target)
+            if _finder not in sys.meta_path:
+                sys.meta_path.insert(0, _finder)
+            if module is None:
+                return
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        _run(module_name, target, module)
+
+
+def register_all() -> None:
+    """Arrange every registration in :data:`REGISTRATIONS` (idempotent, imports nothing heavy)."""
+    for module_name, target in REGISTRATIONS:
+        when_imported(module_name, target)
+
+
+def registered() -> set[tuple[str, str]]:
+    """The (verl module, target) registrations that have run in this process."""
+    with _lock:
+        return set(_done)
