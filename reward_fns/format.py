@@ -63,3 +63,21 @@ def extract_tag(text: str, tag: str) -> str | None:
     if start < 0:
         return None
     return text[start + len(tag) + 2 : end].strip()
+
+
+def format_ok(scheme: str, text: str, parsed: bool) -> bool:
+    """Whether ``text`` is well formatted under ``scheme``.
+
+    ``simplerl`` asks only for an extractable final answer (``parsed``); ``logicrl`` for Logic-RL's tag
+    rule (:func:`tags_in_order`); ``r1`` and ``azr`` for the strict R1 layout (:func:`r1_format_ok`).
+
+    >>> format_ok("simplerl", "the answer is \\\\boxed{3}", parsed=True)
+    True
+    >>> format_ok("r1", "the answer is \\\\boxed{3}", parsed=True)
+    False
+    """
+    if scheme == "simplerl":
+        return bool(parsed)
+    if scheme == "logicrl":
+        return tags_in_order(text)
+    return r1_format_ok(text)
