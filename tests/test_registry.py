@@ -1,0 +1,60 @@
+"""verl_selfplay registers into verl lazily: `import verl` stays cheap, registrations appear when verl loads
+the registry module, and arranging them twice is harmless."""
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_import_verl_loads_plugin_without_heavy_registries():
+    out = _run(
+        """
+        import sys
+        import verl
+        print("plugin", "verl_selfplay" in sys.modules)
+        print("reward_mgr", "verl.experimental.reward_loop.reward_manager" in sys.modules)
+        print("v1", "verl.trainer.ppo.v1" in sys.modules)
+        """
+    )
+    assert "plugin True" in out
+    assert "reward_mgr False" in out and "v1 False" in out
+
+
+def test_reward_manager_registered_when_verl_loads_it():
+    out = _run(
+        """
+        import verl
+        import verl_selfplay
+        from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+        from verl_selfplay.reward import SelfPlayRewardManager
+        import reward_fns
+        cls = get_reward_manager_cls("selfplay")
+        print("ok", cls is SelfPlayRewardManager)
+        verl_selfplay.register_all(); verl_selfplay.register_all()   # idempotent
+        print("still", get_reward_manager_cls("selfplay") is SelfPlayRewardManager)
+        """
+    )
+    assert "ok True" in out and "still True" in out
+
+
+def test_registration_runs_at_once_when_module_already_imported():
+    out = _run(
+        """
+        import importlib, os
+        os.environ["VERL_USE_EXTERNAL_PLUGINS"] = "none"     # verl must not load us on its own
+        import verl.experimental.reward_loop.reward_manager as rm
+        assert "selfplay" not in rm.registry.REWARD_MANAGER
+        from verl_selfplay.registry import register_all, registered
+        register_all()
+        print("registered", "selfplay" in rm.registry.REWARD_MANAGER, len(registered()) >= 1)
+        """
+    )
+    assert "registered True True" in out
