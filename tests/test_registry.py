@@ -58,3 +58,16 @@ def test_registration_runs_at_once_when_module_already_imported():
         """
     )
     assert "registered True True" in out
+
+
+def test_importing_our_module_first_still_registers():
+    """`import verl_selfplay.reward` pulls verl's reward managers in while our module is half-imported; the
+    registration waits for our module to finish instead of re-entering it."""
+    out = _run(
+        """
+        import verl_selfplay.reward as ours
+        from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+        print("ok", get_reward_manager_cls("selfplay") is ours.SelfPlayRewardManager)
+        """
+    )
+    assert "ok True" in out

@@ -22,27 +22,53 @@ from types import ModuleType
 # (verl module whose import triggers the registration, "our.module:register_function")
 REGISTRATIONS: list[tuple[str, str]] = [
     ("verl.experimental.reward_loop.reward_manager", "verl_selfplay.reward:register"),
+    ("verl.trainer.ppo.v1", "verl_selfplay.samplers.pcl_trainer:register"),
+    # CPU backend (verl_selfplay.cpu): platform `cpu`, FSDP engine for device cpu, `hf` rollout
+    ("verl.plugin.platform.platform_manager", "verl_selfplay.cpu.platform:register"),
+    ("verl.utils.distributed", "verl_selfplay.cpu.workarounds:fix_process_group"),
+    ("verl.workers.engine.fsdp.transformer_impl", "verl_selfplay.cpu.workarounds:register_fsdp_engine"),
+    ("verl.workers.rollout.replica", "verl_selfplay.cpu.workarounds:register_rollout"),
+    ("verl.workers.rollout.base", "verl_selfplay.cpu.workarounds:register_rollout_adapter"),
 ]
 
 _lock = threading.RLock()
 _pending: dict[str, list[str]] = {}
 _done: set[tuple[str, str]] = set()
+# our target module -> registrations waiting for it to finish importing
+_deferred: dict[str, list[tuple[str, str, ModuleType]]] = {}
 
 
-def _run(module_name: str, target: str, module: ModuleType) -> None:
+def _target_modules() -> set[str]:
+    return {target.split(":")[0] for targets in _pending.values() for target in targets}
+
+
+def _initializing(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _run(module_name: str, target: str, module: ModuleType, *, target_ready: bool = False) -> None:
+    mod_name, fn_name = target.split(":")
     with _lock:
         if (module_name, target) in _done:
             return
+        if not target_ready and _initializing(mod_name):
+            # Our own module is mid-import and is what pulled verl's module in (e.g. `import
+            # verl_selfplay.reward` imports verl's reward managers): finish it first, then register.
+            _deferred.setdefault(mod_name, []).append((module_name, target, module))
+            return
         _done.add((module_name, target))
-    mod_name, fn_name = target.split(":")
     getattr(importlib.import_module(mod_name), fn_name)(module)
 
 
 class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Wraps the loader of watched modules so that callbacks run right after the module executes."""
+    """Wraps the loader of watched modules so that callbacks run right after the module executes.
+
+    Watched are verl's registry modules and our own registration modules (to flush registrations deferred
+    while they were importing)."""
 
     def find_spec(self, fullname, path, target=None):  # noqa: D102
-        if fullname not in _pending:
+        if fullname not in _pending and fullname not in _target_modules():
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -59,8 +85,12 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
 
         def exec_and_register(module: ModuleType) -> None:
             exec_module(module)
-            for target_ in _pending.get(fullname, []):
+            for target_ in list(_pending.get(fullname, [])):
                 _run(fullname, target_, module)
+            with _lock:
+                waiting = _deferred.pop(fullname, [])
+            for verl_module, target_, verl_mod in waiting:  # `module` has executed; importlib marks it
+                _run(verl_module, target_, verl_mod, target_ready=True)  # initialized only after we return
 
         loader.exec_module = exec_and_register  # type: ignore[method-assign]
         return spec
