@@ -1,0 +1,356 @@
+"""Acc, length and repetition filters: the pure logic, and GroupFilterSampler inside verl's replay-buffer path.
+
+The sampler is built by verl's own ``PPOTrainer._build_replay_buffer`` from verl's composed config, and it
+reads trajectories written in the exact layout of verl's agent loop (see ``tests/_sampler_harness.py``).
+Most tests use an in-memory TransferQueue (``FakeTQ``: the five ``transfer_queue`` functions verl's buffer
+and trainer call); ``test_real_transfer_queue_round_trip`` runs the same path against the real TransferQueue
+(Ray + controller + one storage unit, in-process).
+"""
+
+from __future__ import annotations
+
+import doctest
+import logging
+from collections import Counter
+
+import pytest
+from _sampler_harness import (
+    FakeTQ,
+    Generator,
+    Group,
+    Rollout,
+    build_sampler,
+    compose_config,
+    compute_advantages,
+    patch_tq,
+    real_tq,
+    submit,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verl_selfplay.samplers import acc_filter, length_repetition, pipeline
+from verl_selfplay.samplers.acc_filter import AccFilter
+from verl_selfplay.samplers.length_repetition import LengthFilter, RepetitionFilter, repeated_ngram_ratio
+from verl_selfplay.samplers.pipeline import SamplerOptions, decide_group, refill_prompts
+
+KW = "+trainer.v1.sampler.sampler_kwargs"
+SMALL = ["actor_rollout_ref.rollout.n=4", "data.max_response_length=16", "data.train_batch_size=4"]
+
+
+def _ratio_reference(tokens: list[int], n: int) -> float:
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(c for c in counts.values() if c > 1) / len(grams)
+
+
+# ------------------------------------------------------------------------------------------ pure logic
+
+
+@pytest.mark.parametrize("module", [acc_filter, length_repetition, pipeline])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@given(st.lists(st.sampled_from([0.0, 1.0]), min_size=1, max_size=64))
+def test_acc_filter_keeps_exactly_the_inclusive_window(values):
+    mean = sum(values) / len(values)
+    verdict = AccFilter(low=0.1, high=0.8).verdict(values)
+    expected = "acc_too_low" if mean < 0.1 - 1e-9 else "acc_too_high" if mean > 0.8 + 1e-9 else None
+    assert verdict == expected
+
+
+def test_acc_filter_bounds_are_inclusive_at_the_paper_values():
+    assert AccFilter().verdict([1.0] + [0.0] * 9) is None  # mean 0.1
+    assert AccFilter().verdict([1.0] * 4 + [0.0]) is None  # mean 0.8
+    assert AccFilter().verdict([0.0] * 11 + [1.0]) == "acc_too_low"  # 0.083
+    assert AccFilter().verdict([1.0] * 5 + [0.0]) == "acc_too_high"  # 0.833
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=80), st.integers(1, 6))
+def test_repeated_ngram_ratio_matches_counting(tokens, n):
+    assert repeated_ngram_ratio(tokens, n) == pytest.approx(_ratio_reference(tokens, n))
+
+
+def test_repetition_detects_a_loop_but_not_varied_text():
+    varied = list(range(200))
+    loop = [7, 8, 9, 10] * 50
+    assert RepetitionFilter().failures([varied, loop]) == [False, True]
+
+
+def test_length_filter_flags_truncation_and_explicit_limit():
+    assert LengthFilter().failures([15, 16, 3], max_response_length=16) == [False, True, False]
+    both = LengthFilter(max_length=10)
+    assert both.failures([9, 11, 16], max_response_length=16) == [False, True, True]
+    with pytest.raises(ValueError, match="response_length"):
+        LengthFilter().failures([3], max_response_length=None)
+
+
+def test_unknown_filter_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown filter 'lenght'.*valid: acc, length, repetition"):
+        SamplerOptions.from_mapping({"filters": ["acc", "lenght"]})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"acc": {"hgih": 0.9}}, "unknown key.*'hgih'.*valid: low, high, metric"),
+        ({"filtrs": ["acc"]}, "unknown key.*'filtrs'"),
+        ({"filters": ["acc"], "length": {"level": "sample"}}, "length is set but 'length' is not in"),
+        ({"filters": ["length"], "length": {"level": "batch"}}, "length.level must be one of sample, group"),
+        ({"acc": {"low": 0.9, "high": 0.1}}, r"acc.low \(0.9\) must be <= acc.high"),
+        ({"max_extra_gen_rounds": -1}, "max_extra_gen_rounds must be an integer >= 0"),
+        ({"on_exhausted": "skip"}, "on_exhausted must be one of partial, error"),
+        ({"filters": ["repetition"], "repetition": {"threshold": 2}}, r"threshold must lie in \[0, 1\]"),
+        ({"vote": {"train_n": 0}}, "vote.train_n must be a positive integer"),
+    ],
+)
+def test_bad_options_fail_naming_the_key(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SamplerOptions.from_mapping(kwargs)
+
+
+def test_sample_level_masks_and_all_masked_group_is_dropped():
+    opts = SamplerOptions.from_mapping({"filters": ["length"]})
+    partly = decide_group(opts, [], [16, 3, 16], max_response_length=16)
+    assert partly.keep and partly.masked == {0: "length", 2: "length"}
+    fully = decide_group(opts, [], [16, 16], max_response_length=16)
+    assert fully.reason == "length"
+
+
+def test_group_level_drops_the_group_on_one_failure():
+    opts = SamplerOptions.from_mapping({"filters": ["length"], "length": {"level": "group"}})
+    assert decide_group(opts, [], [3, 16, 4], max_response_length=16).reason == "length"
+
+
+def test_acc_is_checked_before_reading_tokens():
+    opts = SamplerOptions.from_mapping({"filters": ["acc", "repetition"]})
+    assert decide_group(opts, [0.0, 0.0], [5, 5]).reason == "acc_too_low"  # final without tokens
+    assert decide_group(opts, [1.0, 0.0], [5, 5]).provisional
+
+
+@given(st.integers(1, 64), st.integers(0, 200), st.integers(0, 200), st.sampled_from([1, 4, 8, 32]))
+def test_refill_size_is_bounded_and_chunked(deficit, generated, kept, granularity):
+    kept = min(kept, generated)
+    n = refill_prompts(deficit, generated, kept, granularity)
+    assert n % granularity == 0 and n >= deficit
+    assert n <= max(granularity, 4 * deficit + granularity)  # never more than 4x the need, rounded up
+
+
+# ------------------------------------------------------------------------------------------ inside verl
+
+
+@pytest.fixture
+def store(monkeypatch):
+    fake = FakeTQ()
+    patch_tq(monkeypatch, fake)
+    return fake
+
+
+def _groups(*specs: tuple[float, ...], **kw) -> list[Group]:
+    return [Group([Rollout(acc=a, **kw) for a in accs]) for accs in specs]
+
+
+HALF = (1.0, 1.0, 0.0, 0.0)
+ZERO = (0.0, 0.0, 0.0, 0.0)
+ONE = (1.0, 1.0, 1.0, 1.0)
+
+
+def test_acc_filter_refills_until_the_batch_is_full(store):
+    cfg = compose_config(SMALL)
+    gen = Generator(store, _groups(HALF, ZERO))  # refills keep half of what they generate
+    sampler = build_sampler(cfg, gen)
+    for i, g in enumerate(_groups(HALF, ZERO, ONE, HALF)):
+        submit(store, f"u{i}", g)
+
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=4)
+
+    assert gen.calls == [4]  # deficit 2 at keep rate 1/2
+    trained = {k.split("_")[0] for k in batch.keys}
+    assert trained == {"u0", "u3", "refill0000", "refill0002"}
+    assert len(batch.keys) == 16 and all(tag["status"] == "success" for tag in batch.tags)
+    assert not {"u1_0_0", "u2_0_0", "refill0001_0_0", "refill0003_0_0"} & store.keys()  # rejected: evicted
+    assert metrics["training/group_filter/groups_generated"] == 8
+    assert metrics["training/group_filter/groups_kept"] == 4
+    assert metrics["training/group_filter/groups_rejected/acc_too_low"] == 3
+    assert metrics["training/group_filter/groups_rejected/acc_too_high"] == 1
+    assert metrics["training/group_filter/gen_rounds"] == 2
+    assert metrics["training/group_filter/round_cap_hit"] == 0.0
+
+
+def test_surplus_groups_are_discarded_from_transfer_queue(store):
+    sampler = build_sampler(compose_config(SMALL), Generator(store, _groups(HALF)))
+    for i, g in enumerate(_groups(HALF, HALF, HALF)):
+        submit(store, f"u{i}", g)
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert {k.split("_")[0] for k in batch.keys} == {"u0", "u1"}
+    assert not any(k.startswith("u2") for k in store.keys())
+    assert metrics["training/group_filter/groups_surplus"] == 1
+
+
+def test_waits_for_running_groups_before_refilling(store):
+    sampler = build_sampler(compose_config(SMALL), Generator(store, _groups(HALF)))
+    submit(store, "u0", Group([Rollout(acc=a) for a in HALF]))
+    store.kv_put(key="late", partition_id="train", tag={"is_prompt": True, "status": "running", "global_steps": 1})
+    polls = []
+
+    def finish_late(s):
+        polls.append(1)
+        if len(polls) == 3:  # the rollouts of "late" arrive while the sampler polls
+            submit(s, "late", Group([Rollout(acc=a) for a in HALF]))
+
+    store.on_list = finish_late
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert {k.split("_")[0] for k in batch.keys} == {"u0", "late"}
+    assert metrics["training/group_filter/gen_rounds"] == 1  # no refill while a group was in flight
+
+
+def test_cap_with_nothing_kept_fails_the_step_clearly(store):
+    gen = Generator(store, _groups(ZERO))
+    sampler = build_sampler(compose_config([*SMALL, f"{KW}.max_extra_gen_rounds=2"]), gen)
+    submit(store, "u0", _groups(ZERO)[0])
+    with pytest.raises(RuntimeError, match=r"only 0 of 4.*max_extra_gen_rounds.*No group is left to train on"):
+        sampler.sample(global_steps=1, partition_id="train", batch_size=4)
+    assert len(gen.calls) == 2  # exactly the cap: no infinite loop
+
+
+def test_cap_with_some_kept_warns_and_trains_on_them(store, caplog):
+    gen = Generator(store, _groups(ZERO))
+    sampler = build_sampler(compose_config([*SMALL, f"{KW}.max_extra_gen_rounds=1"]), gen)
+    submit(store, "u0", _groups(HALF)[0])
+    with caplog.at_level(logging.WARNING, logger="verl_selfplay.samplers.group_filter"):
+        batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=4)
+    assert {k.split("_")[0] for k in batch.keys} == {"u0"}
+    assert metrics["training/group_filter/round_cap_hit"] == 1.0
+    assert "only 1 of 4" in caplog.text and "max_extra_gen_rounds" in caplog.text
+
+
+def test_on_exhausted_error_fails_even_with_some_kept(store):
+    gen = Generator(store, _groups(ZERO))
+    overrides = [*SMALL, f"{KW}.max_extra_gen_rounds=0", f"{KW}.on_exhausted=error"]
+    sampler = build_sampler(compose_config(overrides), gen)
+    submit(store, "u0", _groups(HALF)[0])
+    with pytest.raises(RuntimeError, match="only 1 of 4"):
+        sampler.sample(global_steps=1, partition_id="train", batch_size=4)
+    assert gen.calls == []
+
+
+def test_sample_level_length_filter_zeroes_the_loss_mask(store):
+    overrides = [*SMALL, f"{KW}.filters=[acc,length]", f"{KW}.length.level=sample"]
+    sampler = build_sampler(compose_config(overrides), Generator(store, _groups(HALF)))
+    rollouts = [Rollout(acc=1.0, response_len=16), Rollout(acc=1.0), Rollout(acc=0.0), Rollout(acc=0.0)]
+    submit(store, "u0", Group(rollouts))
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert len(batch.keys) == 4
+    stored = store.values["train"]
+    assert stored["u0_0_0"]["response_mask"].sum() == 0 and stored["u0_0_0"]["loss_mask"].sum() == 0
+    assert stored["u0_0_0"]["response_mask"].numel() == 16  # same length as the response
+    assert int(stored["u0_1_0"]["response_mask"].sum()) == 8 and int(stored["u0_1_0"]["loss_mask"].sum()) == 8
+    assert metrics["training/group_filter/samples_masked/length"] == 1
+
+
+def test_group_level_repetition_drops_the_group_and_reads_tokens_only_for_survivors(store):
+    overrides = [*SMALL, f"{KW}.filters=[acc,repetition]", f"{KW}.repetition.level=group", f"{KW}.repetition.n=2"]
+    sampler = build_sampler(compose_config(overrides), Generator(store, _groups(HALF)))
+    looping = [Rollout(acc=1.0, tokens=[5, 6] * 6), Rollout(acc=1.0), Rollout(acc=0.0), Rollout(acc=0.0)]
+    submit(store, "loop", Group(looping))
+    submit(store, "zero", _groups(ZERO)[0])
+    submit(store, "fine", _groups(HALF)[0])
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert {k.split("_")[0] for k in batch.keys} == {"fine", "refill0000"}
+    assert metrics["training/group_filter/groups_rejected/repetition"] == 1
+    token_reads = [g for g in store.gets if "responses" in g]
+    assert token_reads  # tokens were read, but never for the acc-rejected group:
+    assert "zero_0_0" not in store.keys() and metrics["training/group_filter/groups_rejected/acc_too_low"] == 1
+
+
+def test_all_masked_group_is_dropped_and_refilled(store):
+    overrides = [*SMALL, f"{KW}.filters=[length]"]
+    gen = Generator(store, _groups(HALF))
+    sampler = build_sampler(compose_config(overrides), gen)
+    submit(store, "u0", Group([Rollout(response_len=16)] * 4))
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {"refill0000"}
+    assert metrics["training/group_filter/groups_rejected/length"] == 1
+
+
+def test_failed_group_without_trajectories_is_refilled(store):
+    gen = Generator(store, _groups(HALF))
+    sampler = build_sampler(compose_config(SMALL), gen)
+    submit(store, "broken", Group([], status="failure"))
+    batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {"refill0000"}
+    assert metrics["training/group_filter/groups_rejected/rollout_failure"] == 1
+
+
+def test_missing_metric_names_the_available_keys(store):
+    sampler = build_sampler(compose_config([*SMALL, f"{KW}.acc.metric=accuracy"]), None)
+    submit(store, "u0", _groups(HALF)[0])
+    with pytest.raises(RuntimeError, match=r"lack the acc-filter metric 'accuracy'.*'acc'.*'format_ok'"):
+        sampler.sample(global_steps=1, partition_id="train", batch_size=1)
+
+
+def test_reward_metric_reads_rm_scores(store):
+    overrides = [*SMALL, f"{KW}.acc.metric=reward", f"{KW}.acc.low=0.5", f"{KW}.acc.high=1.5"]
+    sampler = build_sampler(compose_config(overrides), Generator(store, _groups(HALF)))
+    submit(store, "low", Group([Rollout(score=0.0)] * 4))
+    submit(store, "mid", Group([Rollout(score=s) for s in (2.0, 1.0, 1.0, 0.0)]))
+    batch, _ = sampler.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {"mid"}
+
+
+def test_unknown_filter_fails_when_verl_builds_the_sampler():
+    with pytest.raises(ValueError, match=r"unknown filter 'lenght'.*valid: acc, length, repetition"):
+        build_sampler(compose_config([*SMALL, f"{KW}.filters=[acc,lenght]"]), None)
+
+
+def test_async_trainer_modes_are_rejected_at_start_up():
+    with pytest.raises(ValueError, match="synchronously.*trainer_mode='colocate_async'"):
+        build_sampler(compose_config(["trainer.v1.trainer_mode=colocate_async"]), None)
+
+
+def test_validation_partition_uses_verls_sampling(store):
+    sampler = build_sampler(compose_config([*SMALL, f"{KW}.filters=[acc]"]), None)
+    store.kv_put(key="v0", partition_id="val", tag={"is_prompt": True, "status": "pending", "global_steps": 0})
+    store.kv_put(key="v0", partition_id="val", tag={"status": "finished"})
+    store.kv_batch_put(keys=["v0_0_0"], partition_id="val", tags=[{"status": "success", "response_len": 3}])
+    batch, metrics = sampler.sample(global_steps=0, partition_id="val", batch_size=1)
+    assert batch.keys == ["v0_0_0"] and not any(k.startswith("training/group_filter") for k in metrics)
+
+
+def test_real_transfer_queue_round_trip():
+    """The same path on the real TransferQueue: evictions, zeroed masks and relabelled rewards land in its
+    storage, and verl's own ``_compute_advantage`` reads the relabelled rewards back from it."""
+    from pytest import MonkeyPatch
+
+    with real_tq() as tq, MonkeyPatch.context() as mp:
+        patch_tq(mp, tq)
+        cfg = compose_config([*SMALL, f"{KW}.filters=[acc,length]", "algorithm.adv_estimator=grpo"])
+        gen = Generator(tq, _groups(HALF))
+        sampler = build_sampler(cfg, gen)
+        rollouts = [Rollout(acc=1.0, response_len=16), Rollout(acc=1.0), Rollout(acc=0.0), Rollout(acc=0.0)]
+        submit(tq, "u0", Group(rollouts))
+        submit(tq, "u1", _groups(ZERO)[0])
+        votes = [Rollout(acc=0.0, pred=p, response_len=5 + i) for i, p in enumerate(["4", "4", "5", "4"])]
+        submit(tq, "v", Group(votes, data_source="vote", ground_truth="4"))
+        batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=3)
+
+        assert {k.split("_")[0] for k in batch.keys} == {"u0", "v", "refill0000"}
+        left = set(tq.kv_list("train")["train"])
+        assert not any(k.startswith("u1") for k in left)  # rejected group evicted
+        data = tq.kv_batch_get(keys=["u0_0_0", "u0_1_0"], partition_id="train", select_fields=["loss_mask"])
+        masks = data["loss_mask"].unbind(0)
+        assert int(masks[0].sum()) == 0 and int(masks[1].sum()) == 8
+        rm = tq.kv_batch_get(keys=[f"v_{s}_0" for s in range(4)], partition_id="train", select_fields=["rm_scores"])
+        assert [float(t[-1]) for t in rm["rm_scores"].unbind(0)] == [2.0, 2.0, 1.0, 2.0]
+        assert metrics["training/group_filter/samples_masked/length"] == 1
+        assert metrics["training/group_filter/gen_rounds"] == 2
+        assert metrics["training/vote/label_agreement"] == 1.0
+
+        advantages = compute_advantages(cfg, batch, tq)
+        per_key = dict(zip(batch.keys, advantages[:, 0].tolist(), strict=True))
+        assert per_key["v_0_0"] > 0 > per_key["v_2_0"]
