@@ -71,3 +71,28 @@ def test_importing_our_module_first_still_registers():
         """
     )
     assert "ok True" in out
+
+
+def test_selfplay_manager_scores_with_reward_fns_through_verls_loader():
+    """verl's load_reward_manager passes its default_compute_score when no custom function is set; the
+    `selfplay` manager must still score with reward_fns, while an explicit custom function wins."""
+    out = _run(
+        """
+        import os
+        from hydra import compose, initialize_config_dir
+        import verl, reward_fns
+        from verl.trainer.ppo.reward import load_reward_manager
+        cfg_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+        with initialize_config_dir(config_dir=cfg_dir, version_base=None):
+            cfg = compose("ppo_trainer", overrides=["reward.reward_manager.name=selfplay"])
+            custom = compose("ppo_trainer", overrides=[
+                "reward.reward_manager.name=selfplay",
+                "reward.custom_reward_function.path=pkg://reward_fns.logic",
+                "reward.custom_reward_function.name=score"])
+        m = load_reward_manager(cfg, tokenizer=None)
+        print("default", type(m).__name__, m.compute_score is reward_fns.compute_score)
+        m2 = load_reward_manager(custom, tokenizer=None)
+        print("custom", m2.compute_score is not reward_fns.compute_score)
+        """
+    )
+    assert "default SelfPlayRewardManager True" in out and "custom True" in out

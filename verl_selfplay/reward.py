@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+from verl.utils.reward_score import default_compute_score
 
 import reward_fns
 
@@ -20,7 +21,11 @@ class SelfPlayRewardManager(NaiveRewardManager):
     """verl's NaiveRewardManager whose default score function is :func:`reward_fns.compute_score`."""
 
     def __init__(self, config, tokenizer, compute_score=None, **kwargs):
-        super().__init__(config, tokenizer, compute_score or reward_fns.compute_score, **kwargs)
+        # verl's load_reward_manager (trainer/ppo/reward.py:134-149) passes its own default_compute_score
+        # (possibly wrapped in a partial for sandbox fusion) when no custom function is configured.
+        if compute_score is None or getattr(compute_score, "func", compute_score) is default_compute_score:
+            compute_score = reward_fns.compute_score
+        super().__init__(config, tokenizer, compute_score, **kwargs)
 
 
 def register(reward_manager_pkg: ModuleType) -> None:
