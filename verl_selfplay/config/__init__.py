@@ -1,0 +1,1 @@
+"""Hydra configs shipped with verl_selfplay (``pkg://verl_selfplay.config``)."""

@@ -1,0 +1,174 @@
+"""Read a verl run's metrics (``file`` logger JSONL) and the ``hf`` rollout's log lines; print and plot them.
+
+``python -m verl_selfplay.cpu.report METRICS.jsonl [--log RUN.log] [--png curve.png]`` prints one row per
+training step (reward, validation accuracy, grad norm, rollout/actor log-prob agreement) and the step-time
+breakdown; ``--png`` also draws the accuracy curves.
+
+verl's ``timing_s/gen`` is the wait for a full batch in the replay buffer, which polls TransferQueue every
+``poll_interval`` seconds (2 s in verl's own buffer), so it is quantised; the ``[hf-rollout]`` lines give
+the time the server actually spent in ``generate`` for each weight version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+# prefix of the line the hf rollout server prints per weight version (verl_selfplay.cpu.hf_rollout)
+LOG_PREFIX = "[hf-rollout]"
+
+# (label, verl metric key) of the step-time breakdown
+PHASES: tuple[tuple[str, str], ...] = (
+    ("generation (verl: wait for batch)", "timing_s/gen"),
+    ("old log-prob", "timing_s/old_log_prob"),
+    ("reference log-prob", "timing_s/ref"),
+    ("advantage", "timing_s/adv"),
+    ("actor update", "timing_s/update_actor"),
+    ("weight sync", "timing_s/update_weights"),
+    ("checkpoint", "timing_s/save_checkpoint"),
+    ("validation", "timing_s/testing"),
+    ("whole step", "timing_s/step"),
+)
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("acc_gen", "training/group_filter/group_metric_mean/generated"),
+    ("score", "critic/score/mean"),
+    ("val_acc", "val-core/math/acc/mean@1"),
+    ("grad_norm", "actor/grad_norm"),
+    ("lp_diff_max", "training/rollout_probs_diff_max"),
+    ("kept/gen", "training/group_filter/keep_rate"),
+    ("step_s", "timing_s/step"),
+)
+
+_HF_LINE = re.compile(
+    re.escape(LOG_PREFIX) + r" version=(\d+) batches=(\d+) requests=(\d+) tokens=(\d+) generate_s=([0-9.]+)"
+)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """verl's ``file`` logger JSONL as one dict per step (lines of the same step merged), step-ordered.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.jsonl")
+    >>> _ = open(p, "w").write('{"step": 1, "data": {"a": 1}}\\n{"step": 1, "data": {"b": 2}}\\n')
+    >>> read_metrics(p)
+    [{'step': 1, 'a': 1, 'b': 2}]
+    """
+    by_step: dict[int, dict[str, Any]] = {}
+    path = Path(path)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                by_step.setdefault(int(row["step"]), {"step": int(row["step"])}).update(row["data"])
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def rollout_stats(log: str) -> list[dict[str, float]]:
+    """The ``[hf-rollout]`` lines of a run's log: per weight version, batches, requests, tokens, generate_s.
+
+    Weight version ``v`` is the policy after ``v`` updates; it generates training step ``v + 1``.
+
+    >>> rollout_stats("x [hf-rollout] version=1 batches=2 requests=32 tokens=350 generate_s=0.5000 y")
+    [{'version': 1, 'batches': 2, 'requests': 32, 'tokens': 350, 'generate_s': 0.5}]
+    """
+    return [
+        {"version": int(s), "batches": int(b), "requests": int(r), "tokens": int(t), "generate_s": float(g)}
+        for s, b, r, t, g in _HF_LINE.findall(log)
+    ]
+
+
+def breakdown(metrics: list[dict[str, Any]], log: str = "", skip_first: bool = True) -> dict[str, float]:
+    """Median seconds per phase over the training steps (the first step, with its warm-up, left out if others exist)."""
+    steps = [m for m in metrics if "timing_s/step" in m]
+    if skip_first and len(steps) > 1:
+        steps = steps[1:]
+    out: dict[str, float] = {}
+    for label, key in PHASES:
+        values = [m[key] for m in steps if key in m]
+        if values:
+            out[label] = statistics.median(values)
+    wanted = {int(m["step"]) for m in steps}
+    gen = [r["generate_s"] for r in rollout_stats(log) if r["version"] + 1 in wanted]
+    if gen:
+        out["generation (hf server, in generate)"] = statistics.median(gen)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
+    return str(value)
+
+
+def table(metrics: list[dict[str, Any]]) -> str:
+    """One row per step with the :data:`COLUMNS` that the run logged."""
+    cols = [(label, key) for label, key in COLUMNS if any(key in m for m in metrics)]
+    header = ["step"] + [label for label, _ in cols]
+    rows = [[str(m["step"])] + [_fmt(m.get(key)) for _, key in cols] for m in metrics]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
+
+
+def plot(metrics: list[dict[str, Any]], png: str | Path) -> bool:
+    """Training accuracy (all generated groups) and validation accuracy per step as a PNG; ``False`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    curves = (
+        ("train accuracy, all generated groups", "training/group_filter/group_metric_mean/generated"),
+        ("val accuracy (greedy)", "val-core/math/acc/mean@1"),
+    )
+    for label, key in curves:
+        pts = [(m["step"], m[key]) for m in metrics if key in m]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set_xlabel("step")
+    ax.set_ylim(0, 1)
+    ax.set_title("tiny model, GRPO on CPU")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m verl_selfplay.cpu.report", description=__doc__.split("\n")[0])
+    parser.add_argument("metrics", help="the JSONL written by verl's file logger (VERL_FILE_LOGGER_PATH)")
+    parser.add_argument("--log", help="the run's console log, for the [hf-rollout] generation times")
+    parser.add_argument("--png", help="also plot reward and accuracy per step into this PNG")
+    args = parser.parse_args(argv)
+    metrics = read_metrics(args.metrics)
+    if not metrics:
+        print(f"no metrics in {args.metrics}", file=sys.stderr)
+        return 1
+    log = Path(args.log).read_text(errors="replace") if args.log else ""
+    print(table(metrics))
+    print("\nstep time, median over steps after the first (s):")
+    for label, seconds in breakdown(metrics, log).items():
+        print(f"  {label:<38} {seconds:8.3f}")
+    if args.png and plot(metrics, args.png):
+        print(f"\ncurve: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
