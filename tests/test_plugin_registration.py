@@ -12,8 +12,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 
 def _run(code: str) -> dict:
     proc = subprocess.run(
