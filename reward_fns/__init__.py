@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from reward_fns.schemes import RESULT_KEYS, SCHEMES, check_scheme, failure_result
 
@@ -39,6 +40,11 @@ DATA_SOURCES: dict[str, tuple[str, str]] = {
     "knights_knaves": ("reward_fns.logic:score", "logicrl"),
     "kk_logic": ("reward_fns.logic:score", "logicrl"),  # Logic-RL's parquet files
     "vote": ("reward_fns.vote:score", "r1"),
+    # AZR solver responses, scored in the sandbox (reward_fns.code.azr; extra_info/ground_truth fields there)
+    "code_exec": ("reward_fns.code.azr:score", "azr"),  # task type from extra_info["task_type"]
+    "azr_deduction": ("reward_fns.code.azr:score_deduction", "azr"),
+    "azr_abduction": ("reward_fns.code.azr:score_abduction", "azr"),
+    "azr_induction": ("reward_fns.code.azr:score_induction", "azr"),
 }
 
 _loaded: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -84,7 +90,10 @@ def compute_score(
 
     Data sources and their default schemes: ``math`` and verl's MATH / GSM8K names (``r1``),
     ``knights_knaves`` and Logic-RL's ``kk_logic`` (``logicrl``), ``vote`` (``r1``; scores against
-    ``extra_info["majority_label"]`` when present, else ``ground_truth``). Unknown names raise
+    ``extra_info["majority_label"]`` when present, else ``ground_truth``), and the Absolute-Zero solver
+    sources ``code_exec`` (task type from ``extra_info["task_type"]``), ``azr_deduction``,
+    ``azr_abduction`` and ``azr_induction`` (``azr``; programs run in :mod:`reward_fns.code`'s sandbox,
+    fields documented in :func:`reward_fns.code.azr.score`). Unknown names raise
     ``ValueError`` listing the known ones.
 
     The scheme is ``kwargs["scheme"]`` (verl's ``+reward.custom_reward_function.reward_kwargs.scheme``),
