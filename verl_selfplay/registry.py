@@ -58,7 +58,10 @@ def _run(module_name: str, target: str, module: ModuleType, *, target_ready: boo
             _deferred.setdefault(mod_name, []).append((module_name, target, module))
             return
         _done.add((module_name, target))
-    getattr(importlib.import_module(mod_name), fn_name)(module)
+    try:
+        getattr(importlib.import_module(mod_name), fn_name)(module)
+    except Exception as e:  # loud, and naming the line to fix: verl itself only logs plugin errors at DEBUG
+        raise RuntimeError(f"verl_selfplay: registration {target!r} (on import of {module_name}) failed: {e!r}") from e
 
 
 class _PostImportFinder(importlib.abc.MetaPathFinder):
