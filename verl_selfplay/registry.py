@@ -106,16 +106,13 @@ def when_imported(module_name: str, target: str) -> None:
     """Call ``target`` ("pkg.mod:fn") with verl's ``module_name`` once that module is imported."""
     with _lock:
         module = sys.modules.get(module_name)
-        if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
-            _pending.setdefault(module_name, [])
-            if target not in _pending[module_name]:
+        if module is None or _initializing(module_name):  # not (fully) imported yet: the hook will run it
+            if target not in _pending.setdefault(module_name, []):
                 _pending[module_name].append(target)
             if _finder not in sys.meta_path:
                 sys.meta_path.insert(0, _finder)
-            if module is None:
-                return
-    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
-        _run(module_name, target, module)
+            return
+    _run(module_name, target, module)
 
 
 def register_all() -> None:
