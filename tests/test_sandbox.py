@@ -528,7 +528,11 @@ def test_legacy_kernel_paths():
     with box:
         assert box.run("print(1)").stdout == "1\n"
         assert box.run("while True: pass").timed_out
-        escape = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\nos._exit(0)"
+        # the parent exits only once the grandchild has left the job's process group, so it must become a stray
+        escape = (
+            "import os, time\nr, w = os.pipe()\nif os.fork() == 0:\n    os.setsid()\n    os.write(w, b'x')\n"
+            "    time.sleep(600)\nos.read(r, 1)\nos._exit(0)"
+        )
         assert box.run(escape).reason == "exit"
         assert [r.stdout for r in box.run_many([f"print({i})" for i in range(6)])] == [f"{i}\n" for i in range(6)]
         deadline = time.monotonic() + 5
