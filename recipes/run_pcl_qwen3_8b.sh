@@ -12,12 +12,12 @@
 # Sources of the numbers:
 #   [paper]  Gao et al. 2025, "Prompt Curriculum Learning for Efficient LLM Post-Training", arXiv 2510.01135:
 #            Qwen3-8B-Base trained on MATH with GRPO; k*m candidates with k = 4, tau = 0.5; purely on-policy.
-#            (Abstract plus summaries of the paper: a Chinese digest, /work/shared/seeds/001, and reviews; the
+#            (Abstract plus summaries of the paper: a Chinese digest, shared/seeds/001 (project notes), and reviews; the
 #            full text, with the value model's size, initialisation and learning rate, was not accessible to us.)
 #   [batch]  the paper's batch-size study: about 8K samples per step is best, e.g. (m, n) = (512, 16),
 #            (256, 32) or (128, 64) (read from a review of the paper, themoonlight.io; the full text was not
 #            accessible to us). We use (512, 16).
-#   [len]    experiments use at most 4096 tokens (paper summary, /work/shared/seeds/001).
+#   [len]    experiments use at most 4096 tokens (paper summary, shared/seeds/001 (project notes)).
 #   [ours]   not from the paper. The paper's value model is an LLM; here the default is the cheap embedding value
 #            model on the driver's CPU (the llm one is not yet hosted by verl's GPU workers; see
 #            verl_selfplay/samplers/value_model.py). V is fitted to the 0/1 `acc` of reward_fns, not to the R1
