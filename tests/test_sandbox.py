@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _proctable import descendants, ns_pid
 
 from reward_fns.code import ExecResult, Sandbox, configure_default_sandbox, default_sandbox
 from reward_fns.code import _forkserver as fs
@@ -32,40 +33,14 @@ def sb():
         yield box
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _ns_pid(host_pid: int) -> int:
-    """The pid of ``host_pid`` in its innermost pid namespace."""
-    for line in Path(f"/proc/{host_pid}/status").read_text().splitlines():
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    return host_pid
-
-
 def _job_processes(box: Sandbox) -> list[int]:
     """Host pids under the fork server that belong to a job: all but the zygote and the idle warm children."""
     server = box.server_pid
     warm = set(box.stats()["warm_pids"])
     out = []
-    for pid in _descendants(server)[1:]:  # [0] is the zygote
+    for pid in descendants(server)[1:]:  # [0] is the zygote
         try:
-            if _ns_pid(pid) not in warm:
+            if ns_pid(pid) not in warm:
                 out.append(pid)
         except OSError:
             pass
@@ -128,7 +103,7 @@ def test_run_many_order_and_mixed_job_forms(sb):
 def test_queued_jobs_wait_on_the_host_not_in_the_server():
     """Every fork copies the server's heap, so a big batch must not pile up in it (nor in each job's memory)."""
     with Sandbox(workers=2, timeout=5).start() as box:
-        zygote = _descendants(box.server_pid)[0]
+        zygote = descendants(box.server_pid)[0]
 
         def rss_kb() -> int:
             return int(next(x for x in open(f"/proc/{zygote}/status") if x.startswith("VmRSS")).split()[1])
@@ -388,13 +363,13 @@ def test_close_leaves_no_process_and_fails_pending_jobs():
     futs = [box.submit("import time; time.sleep(30)") for _ in range(3)]
     time.sleep(0.5)
     pid = box.server_pid
-    assert pid is not None and len(_descendants(pid)) >= 2  # P -> Z -> job
+    assert pid is not None and len(descendants(pid)) >= 2  # P -> Z -> job
     t = time.monotonic()
     box.close()
     results = [f.result(timeout=10) for f in futs]
     assert time.monotonic() - t < 6
     assert all(r.reason == "closed" and not r.ok for r in results)
-    assert not Path(f"/proc/{pid}").exists() or _descendants(pid) == []
+    assert not Path(f"/proc/{pid}").exists() or descendants(pid) == []
     assert box.run("print(1)").reason == "closed"
     box.close()  # idempotent
 
@@ -423,7 +398,7 @@ def test_crashed_server_restarts_transparently(target):
         old = box.server_pid
         slow = box.submit("import time; time.sleep(1); print('survived')")
         time.sleep(0.3)
-        victim = old if target == "server" else _descendants(old)[0]
+        victim = old if target == "server" else descendants(old)[0]
         os.kill(victim, signal.SIGKILL)
         r = slow.result(timeout=20)  # re-sent once to the new server
         assert r.ok and r.stdout == "survived\n", r
@@ -432,7 +407,7 @@ def test_crashed_server_restarts_transparently(target):
         deadline = time.monotonic() + 5
         while Path(f"/proc/{old}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not Path(f"/proc/{old}").exists() or not _descendants(old)
+        assert not Path(f"/proc/{old}").exists() or not descendants(old)
 
 
 def test_threads_share_one_sandbox_safely(sb):

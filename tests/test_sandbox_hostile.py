@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _proctable import descendants, ns_pid
 
 from reward_fns.code import Sandbox
 from reward_fns.code import _forkserver as fs
@@ -145,44 +146,15 @@ CANARY_JOB = "import math, json\nprint(json.dumps([len('abc'), math.factorial(10
 CANARY_OUT = "[3, 3628800]\n"
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(b")") + 2 :].split()[1]), []).append(int(entry))
-    return children
-
-
-def _descendants(pid: int) -> list[int]:
-    children, out, todo = _children_map(), [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _ns_pid(host_pid: int) -> int:
-    """The pid of ``host_pid`` in its innermost pid namespace."""
-    for line in Path(f"/proc/{host_pid}/status").read_text().splitlines():
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    return host_pid
-
-
 def _leftovers(box: Sandbox) -> tuple[list[int], list[int]]:
     """Processes left by jobs: under the fork server (all but the zygote and its idle, pre-forked warm children),
     and anywhere on the machine under a job uid (the fresh uids the server gives jobs when it runs as root)."""
     warm_ns = set(box.stats()["warm_pids"])
-    tree = _descendants(box.server_pid)
+    tree = descendants(box.server_pid)
     warm_host = set()
     for pid in tree[1:]:
         try:
-            if _ns_pid(pid) in warm_ns:
+            if ns_pid(pid) in warm_ns:
                 warm_host.add(pid)
         except OSError:
             pass
