@@ -38,7 +38,7 @@ from _e2e import run_main_ppo, tiny_assets  # noqa: E402
 from verl_selfplay.cpu.report import breakdown, rollout_stats, table  # noqa: E402
 
 SAMPLER = [
-    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.samplers.group_filter",
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler",
     "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler",
     "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.2",
 ]

@@ -36,8 +36,8 @@ import torch
 from tqdm import tqdm
 
 from reward_fns.logic import generate_puzzle, score
-from verl_selfplay.samplers.pcl import select
-from verl_selfplay.samplers.value_model import build_value_model
+from verl_selfplay.pcl.selection import select
+from verl_selfplay.pcl.value_model import build_value_model
 
 TARGET_RATIO = 20.0
 CHATML = (

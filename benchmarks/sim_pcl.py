@@ -5,7 +5,7 @@
 The prompts are real Knights & Knaves puzzles (``reward_fns.logic.generate_puzzle``, 2-8 people). A simulated
 policy of skill ``s`` solves a puzzle of ``N`` people with probability ``sigmoid(a * (s - N) + e_x)``, where
 ``e_x`` is a fixed per-puzzle offset the text does not reveal. Each step a method picks ``m`` prompts out of ``k*m``
-candidates drawn from a :class:`~verl_selfplay.samplers.pcl.CandidatePool`, ``n`` rollouts per kept prompt are
+candidates drawn from a :class:`~verl_selfplay.pcl.selection.CandidatePool`, ``n`` rollouts per kept prompt are
 drawn, and the policy improves in proportion to the share of informative prompts (those with 0 < successes < n,
 the only ones with a non-zero GRPO gradient), so pass rates drift up and yesterday's medium puzzles become easy.
 
@@ -34,8 +34,8 @@ import numpy as np
 from tqdm import tqdm
 
 from reward_fns.logic import generate_puzzle
-from verl_selfplay.samplers.pcl import CandidatePool, effective_ratio, select
-from verl_selfplay.samplers.value_model import build_value_model
+from verl_selfplay.pcl.selection import CandidatePool, effective_ratio, select
+from verl_selfplay.pcl.value_model import build_value_model
 
 TARGET = 0.85
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "sim_pcl.png"

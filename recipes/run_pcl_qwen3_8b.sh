@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prompt Curriculum Learning (PCL) on MATH-style data with Qwen3-8B-Base: each step scores k*m candidate prompts
 # with a value model, keeps the m whose predicted pass rate is closest to tau, and trains GRPO on those
-# (verl_selfplay.samplers.pcl_trainer, trainer.v1.trainer_mode=pcl).
+# (verl_selfplay.pcl.trainer, trainer.v1.trainer_mode=pcl).
 #
 # Data (MATH rows; the answer is the last \boxed{} of the reference solution; scored by reward_fns, R1 scheme):
 #   python -m verl_selfplay.data.math --input math.jsonl --out "$DATA_DIR" \
@@ -20,7 +20,7 @@
 #   [len]    experiments use at most 4096 tokens (paper summary, shared/seeds/001 (project notes)).
 #   [ours]   not from the paper. The paper's value model is an LLM; here the default is the cheap embedding value
 #            model on the driver's CPU (the llm one is not yet hosted by verl's GPU workers; see
-#            verl_selfplay/samplers/value_model.py). V is fitted to the 0/1 `acc` of reward_fns, not to the R1
+#            verl_selfplay/pcl/value_model.py). V is fitted to the 0/1 `acc` of reward_fns, not to the R1
 #            score (format + answer), so that tau = 0.5 means a 50 % pass rate.
 set -euo pipefail
 

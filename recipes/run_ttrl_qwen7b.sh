@@ -83,7 +83,7 @@ python3 -m verl.trainer.main_ppo \
     reward.custom_reward_function.name=compute_score \
     algorithm.adv_estimator=grpo \
     algorithm.use_kl_in_reward=False \
-    trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.samplers.group_filter \
+    trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler \
     trainer.v1.sampler.custom_sampler.name=GroupFilterSampler \
     '+trainer.v1.sampler.sampler_kwargs.filters=[]' \
     +trainer.v1.sampler.sampler_kwargs.vote.enable=True \

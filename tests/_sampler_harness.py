@@ -1,4 +1,4 @@
-"""Drive :class:`verl_selfplay.samplers.group_filter.GroupFilterSampler` the way verl's v1 trainer does.
+"""Drive :class:`verl_selfplay.filters.sampler.GroupFilterSampler` the way verl's v1 trainer does.
 
 - The sampler is built by verl's own ``PPOTrainer._build_replay_buffer`` from verl's composed Hydra config
   (``ppo_trainer`` + our overrides), with the trainer's ``refill_fn`` replaced by a scripted generator.
@@ -28,7 +28,7 @@ import torch
 
 SAMPLER_OVERRIDES = [
     "actor_rollout_ref.rollout.name=vllm",
-    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.samplers.group_filter",
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler",
     "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler",
     "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.01",
 ]
@@ -258,7 +258,7 @@ def patch_tq(monkeypatch: Any, store: Any) -> None:
     import verl.trainer.ppo.v1.replay_buffer as replay_buffer
     import verl.trainer.ppo.v1.trainer_base as trainer_base
 
-    import verl_selfplay.samplers.group_filter as group_filter
+    import verl_selfplay.common.trajectories as group_filter
 
     for module in (replay_buffer, trainer_base, group_filter):
         monkeypatch.setattr(module, "tq", store)

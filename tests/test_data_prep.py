@@ -215,7 +215,7 @@ def test_vote_label_cli_labels_by_majority(tmp_path):
     ]
     src = tmp_path / "samples.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows))
-    proc = _cli("vote_label", "--input", str(src), "--out", str(tmp_path / "v"), "--min-ratio", "0.5")
+    proc = _cli("pseudo_label", "--input", str(src), "--out", str(tmp_path / "v"), "--min-ratio", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert "row 1 skipped: low agreement: 1/3 votes" in proc.stderr
     assert "row 2 skipped: no answer in any of 2 response(s)" in proc.stderr
@@ -231,7 +231,7 @@ def test_vote_label_cli_labels_by_majority(tmp_path):
 def test_vote_label_with_nothing_labelled_fails(tmp_path):
     src = tmp_path / "s.jsonl"
     src.write_text(json.dumps({"prompt": "q", "responses": ["none"]}))
-    proc = _cli("vote_label", "--input", str(src), "--out", str(tmp_path / "v"))
+    proc = _cli("pseudo_label", "--input", str(src), "--out", str(tmp_path / "v"))
     assert proc.returncode == 1 and "nothing written" in proc.stderr
 
 
@@ -252,7 +252,7 @@ def test_get_field_reads_dotted_paths_into_parquet_rows(tmp_path):
     assert get_field(row, "conv.5.v") is None and get_field(row, "missing") is None
 
 
-@pytest.mark.parametrize("name", ["__init__", "prompts", "knights_knaves", "math", "vote_label"])
+@pytest.mark.parametrize("name", ["__init__", "prompts", "knights_knaves", "math", "pseudo_label"])
 def test_docstring_examples(name):
     import doctest
     import importlib
@@ -264,6 +264,6 @@ def test_docstring_examples(name):
 
 def test_templates_live_in_one_place():
     # every prompt string of the data modules comes from prompts.py
-    for name in ("knights_knaves.py", "math.py", "vote_label.py"):
+    for name in ("knights_knaves.py", "math.py", "pseudo_label.py"):
         source = (Path(__file__).parents[1] / "verl_selfplay" / "data" / name).read_text()
         assert "<think>" not in source and "\\boxed{}." not in source

@@ -23,7 +23,7 @@ from verl_selfplay.cpu.report import rollout_stats
 pytestmark = pytest.mark.e2e
 
 SAMPLER = [
-    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.samplers.group_filter",
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler",
     "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler",
     "+trainer.v1.sampler.sampler_kwargs.filters=[acc]",
     "+trainer.v1.sampler.sampler_kwargs.acc.low=0.1",

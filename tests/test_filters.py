@@ -29,10 +29,11 @@ from _sampler_harness import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verl_selfplay.samplers import acc_filter, length_repetition, pipeline
-from verl_selfplay.samplers.acc_filter import AccFilter
-from verl_selfplay.samplers.length_repetition import LengthFilter, RepetitionFilter, repeated_ngram_ratio
-from verl_selfplay.samplers.pipeline import SamplerOptions, decide_group, refill_prompts
+from verl_selfplay.filters import acc as acc_filter
+from verl_selfplay.filters import length_repetition, pipeline
+from verl_selfplay.filters.acc import AccFilter
+from verl_selfplay.filters.length_repetition import LengthFilter, RepetitionFilter, repeated_ngram_ratio
+from verl_selfplay.filters.pipeline import SamplerOptions, decide_group, refill_prompts
 
 KW = "+trainer.v1.sampler.sampler_kwargs"
 SMALL = ["actor_rollout_ref.rollout.n=4", "data.max_response_length=16", "data.train_batch_size=4"]
@@ -222,7 +223,7 @@ def test_cap_with_some_kept_warns_and_trains_on_them(store, caplog):
     gen = Generator(store, _groups(ZERO))
     sampler = build_sampler(compose_config([*SMALL, f"{KW}.max_extra_gen_rounds=1"]), gen)
     submit(store, "u0", _groups(HALF)[0])
-    with caplog.at_level(logging.WARNING, logger="verl_selfplay.samplers.group_filter"):
+    with caplog.at_level(logging.WARNING, logger="verl_selfplay.filters.sampler"):
         batch, metrics = sampler.sample(global_steps=1, partition_id="train", batch_size=4)
     assert {k.split("_")[0] for k in batch.keys} == {"u0"}
     assert metrics["training/group_filter/round_cap_hit"] == 1.0

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verl_selfplay.samplers import pcl
-from verl_selfplay.samplers.pcl import (
+from verl_selfplay.pcl import selection as pcl
+from verl_selfplay.pcl.selection import (
     CandidatePool,
     PCLConfig,
     calibration_error,
@@ -109,7 +109,7 @@ def test_batch_larger_than_dataset_names_the_key():
 
 
 def test_value_model_names_match_the_builders():
-    from verl_selfplay.samplers.value_model import VALUE_MODELS
+    from verl_selfplay.pcl.value_model import VALUE_MODELS
 
     assert tuple(VALUE_MODELS) == pcl.VALUE_MODEL_NAMES
 

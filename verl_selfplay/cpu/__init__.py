@@ -1,4 +1,6 @@
-"""CPU backend: verl's real trainer, end to end, on a machine without a GPU.
+"""CPU backend: verl's real trainer, end to end, on a machine without a GPU (tests, tiny runs).
+Platform ``cpu``, an ``hf`` rollout replica, FSDP on CPU and start-up checks, registered lazily into verl.
+On: ``--config-path=pkg://verl_selfplay.config --config-name=cpu`` (or ``VERL_PLATFORM=cpu`` + its overrides).
 
 Activate it with the preset (recommended; it also checks the config before Ray starts)::
 

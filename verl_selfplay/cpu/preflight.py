@@ -1,10 +1,9 @@
 """Start-up checks for CPU runs, executed in the driver before Ray starts.
 
-:class:`CPUPreflight` is a Hydra callback that the CPU preset (``verl_selfplay/config/cpu.yaml``)
-installs; Hydra calls :meth:`CPUPreflight.on_job_start` right before verl's ``main_ppo`` task
-function, so a bad configuration fails in a second with a message naming the key to change, not
-minutes later inside a Ray worker. The checks themselves are plain functions of the config
-(:func:`check_config`), testable without Hydra.
+The CPU preset's Hydra callback (:class:`verl_selfplay.cpu.preset.CPUPreflight`) runs them right before
+verl's ``main_ppo`` task function, so a bad configuration fails in a second with a message naming the key to
+change, not minutes later inside a Ray worker. The checks are plain functions of the config
+(:func:`check_config`), testable without Hydra; the workarounds import them, never the other way round.
 
 Without the preset (``VERL_PLATFORM=cpu`` plus hand-written overrides) the same rollout check still
 fires, later, when verl asks the replica registry for a GPU engine (see
@@ -20,7 +19,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from verl_selfplay.cpu.env import ENV_VAR, VALUE, request
+from verl_selfplay.cpu.env import ENV_VAR, VALUE
 
 logger = logging.getLogger(__name__)
 
@@ -188,38 +187,3 @@ def check_config(config: Any, *, has_gpu: bool | None = None, available: int | N
             available_memory() if available is None else available,
             use_ref,
         )
-
-
-def activate() -> None:
-    """Select the CPU backend in this process now (and in every Ray worker it starts)."""
-    import sys
-
-    request()
-    manager = sys.modules.get("verl.plugin.platform.platform_manager")
-    if manager is not None:
-        from verl_selfplay.cpu.platform import CPUPlatform, register
-
-        register(manager)
-        current = manager._current_platform
-        if current is not None and current.device_name != "cpu":
-            manager.set_platform(CPUPlatform())
-    distributed = sys.modules.get("verl.utils.distributed")
-    if distributed is not None:
-        from verl_selfplay.cpu.workarounds import fix_process_group
-
-        fix_process_group(distributed)
-
-
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover - hydra ships with verl
-    _HydraCallback = object  # type: ignore[assignment,misc]
-
-
-class CPUPreflight(_HydraCallback):
-    """Hydra callback of the CPU preset: selects the CPU backend and checks the config before Ray starts."""
-
-    def on_job_start(self, config: Any, **kwargs: Any) -> None:
-        """Activate the CPU backend, then run :func:`check_config` (raises on a bad config)."""
-        activate()
-        check_config(config, has_gpu=False)

@@ -1,14 +1,5 @@
-"""Prompt samplers for verl: curriculum selection (PCL) and group filters.
+"""Deprecated package: its modules moved to ``verl_selfplay.filters``, ``verl_selfplay.ttrl`` and ``verl_selfplay.pcl``.
 
-Group filters and majority-vote relabelling (select with
-``trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.samplers.group_filter`` and
-``trainer.v1.sampler.custom_sampler.name=GroupFilterSampler``):
-
-- :mod:`~verl_selfplay.samplers.acc_filter`: keep groups whose mean accuracy lies in [low, high];
-- :mod:`~verl_selfplay.samplers.length_repetition`: truncation / length and repeated n-gram filters;
-- :mod:`~verl_selfplay.samplers.vote_relabel`: TTRL's majority-vote pseudo-labels and re-scoring;
-- :mod:`~verl_selfplay.samplers.pipeline`: options, per-group verdicts, refill sizing, step metrics;
-- :mod:`~verl_selfplay.samplers.group_filter`: the verl replay-buffer adapter (the only part that imports verl).
-
-Importing this package imports none of them, so it stays cheap.
+The old module paths (``pkg://verl_selfplay.samplers.group_filter`` and the rest) still import, as aliases of the
+new modules with a FutureWarning, until verl-selfplay 0.3 (:data:`verl_selfplay._deprecated.MOVED`).
 """

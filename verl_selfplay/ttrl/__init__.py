@@ -1,0 +1,4 @@
+"""TTRL: majority-vote pseudo-labels for ``vote`` rows, re-scoring each rollout against its group's label.
+Pure logic in ``relabel``; it runs inside the group-filter sampler (:mod:`verl_selfplay.filters.sampler`).
+On: the group-filter sampler overrides plus ``+trainer.v1.sampler.sampler_kwargs.vote.enable=true`` (the default).
+"""
