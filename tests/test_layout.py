@@ -88,7 +88,9 @@ def test_no_import_cycles_between_our_modules():
 
 def test_imports_point_downward_only():
     graph = import_graph()
-    upward = sorted((m, t) for m, ts in graph.items() for t in ts if m.startswith("reward_fns") and "verl_selfplay" in t)
+    upward = sorted(
+        (m, t) for m, ts in graph.items() for t in ts if m.startswith("reward_fns") and "verl_selfplay" in t
+    )
     assert upward == [], "reward_fns must not import verl_selfplay"
     assert any(t.startswith("reward_fns") for m, ts in graph.items() if m.startswith("verl_selfplay") for t in ts)
 

@@ -417,32 +417,3 @@ def test_recipe_turns_pcl_on_with_the_papers_settings(tmp_path):
     assert (pcl.enable, pcl.k, pcl.tau, pcl.value_model, pcl.metric) == (True, 4, 0.5, "embedding", "acc")
     assert (cfg.data.train_batch_size, cfg.actor_rollout_ref.rollout.n) == (512, 16)
     assert cfg.algorithm.adv_estimator == "grpo"
-
-
-@pytest.mark.e2e
-def test_e2e_main_ppo_with_pcl_checkpoints_and_resumes(tmp_path):
-    """Nothing faked: ``python -m verl.trainer.main_ppo`` on CPU through verl_selfplay's CPU backend (FSDP2 actor,
-    ``hf`` rollout replica, TransferQueue, Ray), tiny addition model and data, PCL with the MiniLM value model."""
-    from _e2e import run_main_ppo
-
-    pcl = ["trainer.v1.trainer_mode=pcl", "+pcl.k=2", "+pcl.metric=acc", "+pcl.value_model_kwargs.max_seq_length=32"]
-    first = run_main_ppo(tmp_path, [*pcl, "trainer.save_freq=2"], steps=2)
-    assert first.returncode == 0, first.tail()
-    assert [m["step"] for m in first.metrics] == [1, 2]
-    for m in first.metrics:
-        assert m["pcl/candidates"] == 16  # k * data.train_batch_size
-        assert m["pcl/predict_fallback"] == 0
-        assert 0.0 <= m["pcl/effective_ratio"] <= 1.0 and 0.0 <= m["pcl/actual_reward/mean"] <= 1.0
-        assert np.isfinite(m["pcl/value_loss"]) and np.isfinite(m["pcl/calibration_error"])
-        assert m["pcl/time/generation_s"] > 0 and m["pcl/time/selection_s"] > 0
-        assert m["actor/grad_norm"] >= 0  # verl's actor update ran on the PCL-selected batch
-    state_file = tmp_path / "checkpoints" / "global_step_2" / "pcl_state.pt"
-    saved = torch.load(state_file, weights_only=True)
-    assert saved["value_model"]["updates"] == 2
-
-    resumed = run_main_ppo(tmp_path, [*pcl, "trainer.save_freq=1", "trainer.resume_mode=auto"], steps=3)
-    assert resumed.returncode == 0, resumed.tail()
-    assert [m["step"] for m in resumed.metrics] == [3]
-    assert "Restored PCL value model and candidate pool" in resumed.log
-    after = torch.load(tmp_path / "checkpoints" / "global_step_3" / "pcl_state.pt", weights_only=True)
-    assert after["value_model"]["updates"] == 3  # continued from the checkpoint's 2 updates, not from scratch

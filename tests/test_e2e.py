@@ -1,0 +1,159 @@
+"""End to end on CPU: one run of verl's real ``python -m verl.trainer.main_ppo`` exercises all our verl parts.
+
+Nothing is faked: verl's v1 trainer, TransferQueue, Ray, FSDP2 over gloo, verl's naive checkpoint engine, our
+``hf`` rollout replica (batched transformers ``generate``), ``reward_fns.compute_score`` as the reward. The tiny
+model had a few seconds of addition SFT (``verl_selfplay.tiny``), so it is right about 40% of the time: groups
+have non-zero advantages and the filters have groups to keep and to reject.
+
+One run, several of our parts at once (each asserted through its own metrics):
+
+- trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2);
+- ``GroupFilterSampler`` as verl's custom sampler, with the acc-filter, a group-level length filter and a
+  sample-level repetition filter, refilling rejected groups through PCL's selection;
+- TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels stay in
+  ``reward_model.ground_truth``), so each step mixes majority-voted and labelled groups;
+- the CPU backend: the rollout's log-probs equal the FSDP actor's, the ``hf`` server batches requests.
+
+It trains 2 steps, validates and checkpoints at step 2; the one resume test of the suite then trains step 3
+from that checkpoint (verl's weights and PCL's state).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _e2e import run_main_ppo
+
+from verl_selfplay.cpu.report import rollout_stats
+
+pytestmark = pytest.mark.e2e
+
+MAX_LENGTH = 16  # tokens; the tiny model's well-formed answers are about 12
+KW = "+trainer.v1.sampler.sampler_kwargs"
+FILTERS = [
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler",
+    "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler",
+    f"{KW}.filters=[acc,length,repetition]",
+    f"{KW}.acc.low=0.1",
+    f"{KW}.acc.high=0.8",
+    f"{KW}.length.level=group",
+    f"{KW}.length.max_length={MAX_LENGTH}",
+    f"{KW}.repetition.level=sample",
+    f"{KW}.repetition.n=3",
+    f"{KW}.repetition.threshold=0.5",
+    f"{KW}.max_extra_gen_rounds=8",
+    f"{KW}.poll_interval=0.2",  # the tiny model generates a group in ~50 ms; verl's default poll is 2 s
+]
+PCL_K = 2
+PCL = [
+    "trainer.v1.trainer_mode=pcl",
+    f"+pcl.k={PCL_K}",
+    "+pcl.metric=acc",
+    "+pcl.value_model_kwargs.max_seq_length=32",
+]
+REASONS = ("rollout_failure", "acc_too_low", "acc_too_high", "length", "repetition")
+BATCH = 8  # data.train_batch_size in tests/_e2e.py
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny):
+    tmp = tmp_path_factory.mktemp("e2e")
+    _, data_dir = tiny
+    train = pd.read_parquet(data_dir / "train.parquet")
+    train["data_source"] = ["vote" if i % 2 else source for i, source in enumerate(train["data_source"])]
+    train.to_parquet(tmp / "train_vote.parquet")
+    return tmp
+
+
+def _overrides(run_dir, *extra: str) -> list[str]:
+    return [*FILTERS, *PCL, f"data.train_files={run_dir / 'train_vote.parquet'}", *extra]
+
+
+@pytest.fixture(scope="module")
+def run(run_dir, tiny):
+    result = run_main_ppo(
+        run_dir, _overrides(run_dir, "trainer.save_freq=2", "trainer.test_freq=2"), steps=2, assets=tiny
+    )
+    assert result.returncode == 0, result.tail()
+    assert [m["step"] for m in result.metrics] == [1, 2]
+    return result
+
+
+def test_grpo_learns_with_our_reward_on_the_cpu_backend(run):
+    for m in run.metrics:
+        # reward_fns (R1 scheme: format + accuracy, in [0, 2]) and a learning signal
+        assert 0.0 < m["critic/score/mean"] < 2.0
+        assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"]
+        assert m["actor/grad_norm"] > 0 and math.isfinite(m["actor/grad_norm"])
+        # the hf rollout's log-probs are the FSDP actor's (verl's own comparison)
+        assert m["training/rollout_probs_diff_valid"] == 1
+        assert m["training/rollout_probs_diff_max"] < 1e-3
+        assert m["training/rollout_actor_probs_pearson_corr"] > 0.999
+        for key in ("gen", "old_log_prob", "update_actor", "update_weights"):
+            assert m[f"timing_s/{key}"] > 0
+    # reward_fns' extra keys reach verl's validation metrics
+    last = run.metrics[-1]
+    assert 0.0 <= last["val-core/math/acc/mean@1"] <= 1.0 and last["val-aux/math/format_ok/mean@1"] > 0.5
+    # the hf server batched the requests (one generate call per burst, not per request)
+    stats = rollout_stats(run.log)
+    assert stats and all(s["requests"] > s["batches"] for s in stats), stats
+
+
+def test_group_filters_report_every_step(run):
+    for m in run.metrics:
+        generated = m["training/group_filter/groups_generated"]
+        rejected = sum(m[f"training/group_filter/groups_rejected/{r}"] for r in REASONS)
+        assert generated == m["training/group_filter/groups_kept"] + rejected
+        trained = m["training/group_filter/groups_trained"]
+        assert 0 < trained <= BATCH and m["training/group_filter/groups_kept"] >= trained
+        assert trained == BATCH or m["training/group_filter/round_cap_hit"] == 1.0
+        assert m["training/group_filter/gen_rounds"] >= 1
+        assert 0.1 <= m["training/group_filter/group_metric_mean/kept"] <= 0.8
+        assert "training/group_filter/samples_masked/repetition" in m
+        # the length filter removed long responses from training (verl's own metric over the trained batch)
+        assert m["response_length/max"] <= MAX_LENGTH
+
+
+def test_vote_relabelling_ran_on_the_vote_rows(run):
+    for m in run.metrics:
+        assert m["training/vote/groups"] > 0 and m["training/vote/labelled_groups"] == m["training/vote/groups"]
+        assert 0.0 <= m["training/vote/label_agreement"] <= 1.0
+        assert 0.0 < m["training/vote/majority_ratio"] <= 1.0
+
+
+def test_pcl_selected_every_prompt_including_refills(run, run_dir):
+    for m in run.metrics:
+        # every prompt group the sampler judged (first round and refills) was chosen by PCL from k candidates
+        assert m["pcl/candidates"] == PCL_K * m["training/group_filter/groups_generated"]
+        assert m["pcl/predict_fallback"] == 0
+        assert 0.0 <= m["pcl/effective_ratio"] <= 1.0 and 0.0 <= m["pcl/actual_reward/mean"] <= 1.0
+        assert np.isfinite(m["pcl/value_loss"]) and np.isfinite(m["pcl/calibration_error"])
+        assert m["pcl/time/generation_s"] > 0 and m["pcl/time/selection_s"] > 0
+    saved = torch.load(run_dir / "checkpoints" / "global_step_2" / "pcl_state.pt", weights_only=True)
+    assert saved["value_model"]["updates"] == 2
+
+
+def test_checkpoint_then_resume_for_one_more_step(run, run_dir, tiny):
+    ckpt = run_dir / "checkpoints"
+    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
+    assert (ckpt / "global_step_2" / "actor").is_dir()
+
+    resumed = run_main_ppo(
+        run_dir, _overrides(run_dir, "trainer.save_freq=1", "trainer.resume_mode=auto"), steps=3, assets=tiny
+    )
+    assert resumed.returncode == 0, resumed.tail()
+    assert [m["step"] for m in resumed.metrics] == [3]  # steps 1-2 were not redone
+    step3 = resumed.metrics[0]
+    assert step3["actor/grad_norm"] > 0
+    # the rollout server got the resumed weights, not the initial ones
+    assert step3["training/rollout_probs_diff_max"] < 1e-3
+    assert re.search(r"Resuming from \S*global_step_2, setting global step to 2", resumed.log), resumed.tail()
+    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "3"
+    assert "Restored PCL value model and candidate pool" in resumed.log
+    after = torch.load(ckpt / "global_step_3" / "pcl_state.pt", weights_only=True)
+    assert after["value_model"]["updates"] == 3  # continued from the checkpoint's 2 updates, not from scratch
