@@ -38,7 +38,7 @@ DATA_SOURCES: dict[str, tuple[str, str]] = {
     "openai/gsm8k": _MATH,
     "gsm8k": _MATH,
     "knights_knaves": ("reward_fns.logic:score", "logicrl"),
-    "kk_logic": ("reward_fns.logic:score", "logicrl"),  # Logic-RL's parquet files
+    "kk_logic": ("reward_fns.logic:score_kk_logic", "logicrl"),  # Logic-RL's parquet files: prompt ends <think>
     "vote": ("reward_fns.vote:score", "r1"),
     # AZR solver responses, scored in the sandbox (reward_fns.code.azr; extra_info/ground_truth fields there)
     "code_exec": ("reward_fns.code.azr:score", "azr"),  # task type from extra_info["task_type"]

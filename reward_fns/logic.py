@@ -18,16 +18,17 @@ files can be read back with :func:`solve`:
 ``('<=>', s1, s2)``             s1 if and only if s2
 ==============================  =============================================
 
-Scoring (:func:`score`, data sources ``knights_knaves`` and ``kk_logic``) reproduces Logic-RL's
-``kk.py`` reward: format +1 / -1 (each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>``
-exactly once, in order), answer +2 all identities right, -1.5 parsed but wrong, -2 unparseable,
-empty or format failed; totals 3, -0.5, -1, -3.
+Scoring (:func:`score`, data sources ``knights_knaves`` and ``kk_logic``) uses Logic-RL's ``kk.py``
+reward: format +1 / -1 (each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` exactly once,
+in order), answer +2 all identities right, -1.5 parsed but wrong, -2 unparseable, empty or format
+failed; totals 3, -0.5, -1, -3. Logic-RL checks the tags in the prompt's tail plus the response,
+and its prompts end with ``<think>``; :func:`score` says when our score equals its.
 
 >>> p = generate_puzzle(3, seed=7)
 >>> len(solve(p.statements))
 1
->>> answer = "<think>...</think><answer>" + p.solution_text + "</answer>"
->>> score(answer, p.ground_truth(), {}, "logicrl")["score"]
+>>> answer = "...</think><answer>" + p.solution_text + "</answer>"  # after a prompt ending in <think>
+>>> score(answer, p.ground_truth(), {}, "logicrl", think_prefilled=True)["score"]
 3.0
 """
 
@@ -45,7 +46,16 @@ from typing import Any
 from reward_fns import schemes
 from reward_fns.format import extract_tag, format_ok
 
-__all__ = ["Puzzle", "generate_puzzle", "solve", "render_statement", "parse_answer", "parse_solution_text", "score"]
+__all__ = [
+    "Puzzle",
+    "generate_puzzle",
+    "solve",
+    "render_statement",
+    "parse_answer",
+    "parse_solution_text",
+    "score",
+    "score_kk_logic",
+]
 
 Statement = tuple  # nested tuples, see the module docstring
 
@@ -377,7 +387,7 @@ _ROLE_WORD = re.compile(r"knight|knave", re.IGNORECASE)
 def parse_answer(text: str, names: Sequence[str]) -> dict[str, bool] | None:
     """Logic-RL's answer parser: ``{name: is_knight}``, or ``None`` when the answer cannot be parsed.
 
-    It parses only when the words "knight" and "knave" occur (case-insensitively, also inside
+    It parses only when the words "knight" and "knave" occur in the lower-cased text (also inside
     "knights") exactly once per person in total, and every name is followed by
     ``is a knight`` / ``is a knave``. Numbering, a bold line and trailing punctuation are fine;
     ``**Zoey** is a knight`` is not, as in Logic-RL (scores must equal Logic-RL's).
@@ -389,16 +399,24 @@ def parse_answer(text: str, names: Sequence[str]) -> dict[str, bool] | None:
     >>> parse_answer("Zoey is a knight and Ethan is a knave", ["Zoey", "Oliver"]) is None
     True
     """
+    said = _said_roles(text, names)
+    return None if said is None else {name: role == "knight" for name, role in said.items()}
+
+
+def _said_roles(text: Any, names: Sequence[str]) -> dict[str, str] | None:
+    """Each name's lower-cased role word as matched (``knight``, ``knave``, or a Unicode case
+    variant that lower-cases to neither and so is never right), or ``None``: Logic-RL's parser."""
     if not isinstance(text, str) or not names:
         return None
-    if len(_ROLE_WORD.findall(text)) != len(names):
+    low = text.lower()  # str.lower, as Logic-RL counts: "KNİGHT".lower() holds no "knight"
+    if low.count("knight") + low.count("knave") != len(names):
         return None
-    out: dict[str, bool] = {}
+    out: dict[str, str] = {}
     for name in names:
         m = re.search(rf"\b{re.escape(name)}\b\s+is\s+a\s+\b(knight|knave)\b", text, re.IGNORECASE)
         if m is None:
             return None
-        out[name] = m.group(1).lower() == "knight"
+        out[name] = m.group(1).lower()
     return out
 
 
@@ -468,19 +486,39 @@ def _answer_text(text: str) -> str:
     return text[end + len("</think>") :] if end >= 0 else text
 
 
+def _think_prefilled(kwargs: dict[str, Any], extra_info: Mapping[str, Any], default: bool | None) -> bool | None:
+    value = kwargs.get("think_prefilled")
+    if value is None:
+        value = extra_info.get("think_prefilled")
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"think_prefilled must be true, false or unset, got {value!r}")
+    return value
+
+
 def score(
     solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None, scheme: str, **kwargs: Any
 ) -> dict[str, Any]:
-    """Score a Knights & Knaves response; the scorer behind data sources ``knights_knaves`` and ``kk_logic``.
+    """Score a Knights & Knaves response; the scorer behind data source ``knights_knaves``.
 
     ``ground_truth`` is a Logic-RL row's dict (names and roles come from its ``solution_text_format``
     lines), the JSON string of one, or the solution text itself; anything else raises
     ``TypeError`` / ``ValueError`` (``compute_score`` turns that into the failure score).
-    ``solution_str`` is the response; when it has no ``<think>`` the prompt is taken to have
-    opened it. The answer is the last ``<answer>`` block (without one: the text after ``</think>``)
-    read by :func:`parse_answer`. Under ``logicrl`` the score equals Logic-RL's ``kk.py``: 3, -0.5,
-    -1 (formatted but unparseable or empty) or -3 (format failure). ``acc`` is 1.0 when every
-    identity is right, whatever the format; ``pred`` is the parsed answer (``Zoey=knight,...``).
+    The answer is the last ``<answer>`` block (without one: the text after ``</think>``) read by
+    :func:`parse_answer`. ``acc`` is 1.0 when every identity is right, whatever the format; ``pred``
+    is the parsed answer (``Zoey=knight,...``).
+
+    ``think_prefilled`` (``kwargs``, else ``extra_info``; ``True``, ``False`` or unset) says whether
+    the prompt ended with ``<think>``; see :mod:`reward_fns.format`. Logic-RL's ``kk.py`` scores
+    the text after the prompt's first ``Assistant:`` (else ``<|im_start|>assistant``). Under
+    ``logicrl`` our score equals its (3, -0.5, -1 formatted but unparseable or empty, -3 format
+    failure) whenever ``think_prefilled`` is set and says whether that prompt tail holds a
+    ``<think>``, and the tail holds no other tag. Unset (the default here, as our own data's chat prompts may or may not end with ``<think>``),
+    a response without ``<think>`` is scored as after ``<think>`` and one with it as standing alone;
+    so, unlike Logic-RL, a response that opens ``<think>`` after a prompt ending in ``<think>`` can
+    score 3 (Logic-RL: -3, two ``<think>``), and so can one that never opens it after a prompt that
+    does not end in ``<think>`` (Logic-RL: -3, none).
 
     >>> gt = {"solution_text_format": "(1) Zoey is a knight\\n(2) Oliver is a knave", "statements": "..."}
     >>> r = score("<think>hmm</think><answer>Zoey is a knight, Oliver is a knave</answer>", gt, {}, "logicrl")
@@ -490,18 +528,56 @@ def score(
     -0.5
     >>> score("<think>hmm</think><answer>both knights</answer>", gt, {}, "logicrl")["score"]
     -1.0
+    >>> score("<think>hmm</think><answer>Zoey is a knight, Oliver is a knave</answer>", gt,
+    ...       {"think_prefilled": True}, "logicrl")["score"]  # two <think>: the prompt's and the response's
+    -3.0
     >>> score("Zoey is a knight, Oliver is a knave", gt, {}, "logicrl")["score"]
     -3.0
     >>> score("Zoey is a knight, Oliver is a knave", gt, {}, "r1")["score"]  # r1: accuracy + format
     1.0
     """
+    return _score(solution_str, ground_truth, extra_info, scheme, kwargs, default_prefilled=None)
+
+
+def score_kk_logic(
+    solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None, scheme: str, **kwargs: Any
+) -> dict[str, Any]:
+    """Score a response to a row of Logic-RL's own data files; the scorer behind data source ``kk_logic``.
+
+    As :func:`score`, except that ``think_prefilled`` defaults to ``True``: both of Logic-RL's prompt
+    templates (``examples/data_preprocess/kk.py``) end with ``Assistant: <think>`` or
+    ``<|im_start|>assistant\\n<think>``, and Logic-RL's ``kk.py`` checks the tags in the text after
+    that header, so it sees the prompt's ``<think>`` before every response (also when verl wraps the
+    row's prompt in the model's chat template). Under ``logicrl`` the score then equals Logic-RL's:
+    a response that opens ``<think>`` again fails the format (-3). Set ``think_prefilled=False`` for
+    ``kk_logic`` rows whose prompt was rewritten to not end with ``<think>``.
+
+    >>> gt, answer = "(1) Zoey is a knight\\n(2) Oliver is a knave", "<answer>Zoey is a knight, Oliver is a knave</answer>"
+    >>> score_kk_logic("hmm</think>" + answer, gt, {}, "logicrl")["score"]
+    3.0
+    >>> score_kk_logic("<think>hmm</think>" + answer, gt, {}, "logicrl")["score"]  # a second <think>
+    -3.0
+    """
+    return _score(solution_str, ground_truth, extra_info, scheme, kwargs, default_prefilled=True)
+
+
+def _score(
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict[str, Any] | None,
+    scheme: str,
+    kwargs: dict[str, Any],
+    *,
+    default_prefilled: bool | None,
+) -> dict[str, Any]:
+    prefilled = _think_prefilled(kwargs, extra_info if isinstance(extra_info, Mapping) else {}, default_prefilled)
     roles = _ground_truth_roles(ground_truth)
     names = list(roles)
-    pred = parse_answer(_answer_text(solution_str), names)
-    parsed = pred is not None
-    correct = parsed and pred == roles
-    ok = format_ok(scheme, solution_str, parsed)
-    pred_str = ",".join(f"{n}={_role(pred[n])}" for n in names) if pred is not None else ""
+    said = _said_roles(_answer_text(solution_str), names)
+    parsed = said is not None
+    correct = parsed and all(said[n] == _role(roles[n]) for n in names)
+    ok = format_ok(scheme, solution_str, parsed, think_prefilled=prefilled)
+    pred_str = ",".join(f"{n}={said[n]}" for n in names) if said is not None else ""
     return schemes.make_result(
         schemes.score(scheme, format_ok=ok, parsed=parsed, correct=correct),
         acc=float(correct),

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reward_fns import compute_score
@@ -251,8 +251,25 @@ RIGHT = "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Ethan is a knight"
 WRONG = "(1) Zoey is a knight\n(2) Oliver is a knight\n(3) Ethan is a knight"
 
 
+# Logic-RL's two prompt templates (Unakar/Logic-RL, examples/data_preprocess/kk.py), abridged: what
+# matters to its scorer is the assistant header and the "<think>" the prompt ends with.
+LOGIC_RL_PROMPTS = {
+    "qwen-instruct": "<|im_start|>system\nYou are a helpful assistant. ... <think> </think> and<answer> </answer> "
+    "tags ...<|im_end|>\n<|im_start|>user\n{quiz}\n<|im_end|>\n<|im_start|>assistant\n<think>",
+    "base": "The user asks a question, and the Assistant solves it. ... <think> </think> and <answer> </answer> "
+    "tags ...\n\nUser:{quiz}\nAssistant: <think>",
+}
+CHAT_PROMPT = "<|im_start|>system\n...<|im_end|>\n<|im_start|>user\n{quiz}<|im_end|>\n<|im_start|>assistant\n"
+
+
 def _resp(answer, think="Let me check each case."):
-    return f"<think>{think}</think>\n<answer>{answer}</answer>"
+    """A response to a prompt that ends with <think> (Logic-RL's): it continues the think block."""
+    return f"{think}</think>\n<answer>{answer}</answer>"
+
+
+def _opened(answer, think="Let me check each case."):
+    """A response that opens <think> itself, as after a chat prompt ending with the assistant header."""
+    return "<think>" + _resp(answer, think)
 
 
 @pytest.mark.parametrize(
@@ -265,9 +282,9 @@ def _resp(answer, think="Let me check each case."):
         (_resp(RIGHT + "\nSo there are two knights."), -1.0),  # role count != people
         (RIGHT, -3.0),  # no tags at all
         (_resp(RIGHT) + "<answer>" + RIGHT + "</answer>", -3.0),  # two answer blocks
-        ("<think>a</think><think>b</think><answer>" + RIGHT + "</answer>", -3.0),  # two think blocks
-        ("<answer>" + RIGHT + "</answer><think>x</think>", -3.0),  # wrong order
-        ("The roles are clear.</think>\n<answer>" + RIGHT + "</answer>", 3.0),  # <think> opened by the prompt
+        ("a</think><think>b</think><answer>" + RIGHT + "</answer>", -3.0),  # two think blocks
+        ("x<answer>" + RIGHT + "</answer></think>", -3.0),  # wrong order
+        (_opened(RIGHT), -3.0),  # a second <think> after the prompt's
     ],
 )
 def test_kk_logic_scores_equal_logic_rl(response, expected):
@@ -275,6 +292,77 @@ def test_kk_logic_scores_equal_logic_rl(response, expected):
     assert r["score"] == expected
     assert r["format_ok"] is (expected != -3.0)
     assert r["error"] == ""
+
+
+# Logic-RL's totals, derived by hand from kk.py's rules: it checks the tags in the text after the
+# prompt's assistant header, i.e. the prompt's trailing "<think>" plus the response. Format +1 when
+# <think>, </think>, <answer>, </answer> each occur exactly once and in that order, else -1; the
+# answer (only if the format passed) +2 all right, -1.5 parsed but wrong, -2 unparseable; else -2.
+KK_LOGIC_TOTALS = [
+    # "<think>" (prompt) + "<think>x</think>..." holds two <think>: format -1, answer skipped -2
+    pytest.param(_opened(RIGHT), -1 - 2, id="prompt-think+response-opens-think-right"),
+    pytest.param(_opened(WRONG), -1 - 2, id="prompt-think+response-opens-think-wrong"),
+    # "<think>" (prompt) + "x</think>\n<answer>...</answer>": one of each tag, in order: +1
+    pytest.param(_resp(RIGHT), 1 + 2, id="no-think-in-response-right"),
+    pytest.param(_resp(WRONG), 1 - 1.5, id="no-think-in-response-wrong"),
+    pytest.param(_resp("Zoey and Ethan are knights"), 1 - 2, id="no-think-in-response-unparseable"),
+    # "<think>" (prompt) + "<answer>...</answer>": no </think>: -1, then -2
+    pytest.param("<answer>" + RIGHT + "</answer>", -1 - 2, id="no-think-tags-at-all"),
+]
+
+
+@pytest.mark.parametrize("response, total", KK_LOGIC_TOTALS)
+def test_kk_logic_scores_after_logic_rl_prompt_equal_logic_rl_totals(response, total):
+    assert compute_score("kk_logic", response, LOGIC_RL_GT)["score"] == total
+    # the same rule, said explicitly, for our own knights_knaves rows behind such a prompt
+    for extra, kwargs in (({"think_prefilled": True}, {}), ({}, {"think_prefilled": True})):
+        assert compute_score("knights_knaves", response, LOGIC_RL_GT, extra, **kwargs)["score"] == total
+
+
+# After a chat prompt that ends with the assistant header, Logic-RL's scorer reads "\n" + response.
+CHAT_TOTALS = [
+    pytest.param(_opened(RIGHT), 1 + 2, id="response-opens-think-right"),  # one of each tag: +1, +2
+    pytest.param(_opened(WRONG), 1 - 1.5, id="response-opens-think-wrong"),
+    pytest.param(_resp(RIGHT), -1 - 2, id="response-never-opens-think"),  # no <think>: -1, -2
+]
+
+
+@pytest.mark.parametrize("response, total", CHAT_TOTALS)
+@pytest.mark.parametrize("source", ["kk_logic", "knights_knaves"])
+def test_think_prefilled_false_scores_the_response_alone(source, response, total):
+    assert compute_score(source, response, LOGIC_RL_GT, {"think_prefilled": False})["score"] == total
+    assert compute_score(source, response, LOGIC_RL_GT, think_prefilled=False)["score"] == total
+
+
+def test_knights_knaves_without_a_prompt_flag_accepts_either_prompt_style():
+    """Documented leniency: unset, a response is read as after <think> only when it holds none."""
+    assert compute_score("knights_knaves", _resp(RIGHT), LOGIC_RL_GT)["score"] == 3.0
+    assert compute_score("knights_knaves", _opened(RIGHT), LOGIC_RL_GT)["score"] == 3.0
+
+
+def test_kwargs_think_prefilled_overrides_extra_info():
+    r = compute_score("kk_logic", _opened(RIGHT), LOGIC_RL_GT, {"think_prefilled": True}, think_prefilled=False)
+    assert r["score"] == 3.0
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, "true"])
+def test_a_think_prefilled_that_is_not_a_bool_is_a_row_error(bad):
+    r = compute_score("kk_logic", _resp(RIGHT), LOGIC_RL_GT, {"think_prefilled": bad})
+    assert r["score"] == -3.0 and r["acc"] == 0.0
+    assert r["error"] == f"ValueError: think_prefilled must be true, false or unset, got {bad!r}"
+
+
+def test_role_words_are_counted_in_the_lower_cased_text_as_logic_rl_does():
+    # "knİght".lower() is "kni̇ght" (i + combining dot), which Logic-RL's count does not see, though
+    # its case-insensitive name pattern still matches it.
+    gt = "(1) Zoey is a knave\n(2) Oliver is a knave\n(3) Ethan is a knave"
+    # count: "knave" x3 = 3 people; every name "is a knave": +1 +2
+    answer = "Zoey is a knave\nOliver is a knave\nEthan is a knave (no knİght here)"
+    assert compute_score("kk_logic", _resp(answer), gt)["score"] == 3.0
+    # count: knave x2 + the "knight" of "no knight" = 3; Zoey's role matched as "kni̇ght",
+    # which is not "knave": parsed but wrong, +1 -1.5
+    answer = "Zoey is a knİght\nOliver is a knave\nEthan is a knave\nno knight"
+    assert compute_score("kk_logic", _resp(answer), gt)["score"] == -0.5
 
 
 def test_kk_logic_result_fields():
@@ -286,6 +374,8 @@ def test_kk_logic_result_fields():
     assert (r["acc"], r["pred"]) == (0.0, "")
     r = compute_score("kk_logic", RIGHT, LOGIC_RL_GT)  # right answer, broken format: acc still says so
     assert (r["score"], r["acc"]) == (-3.0, 1.0)
+    r = compute_score("kk_logic", _opened(RIGHT), LOGIC_RL_GT)  # a second <think>: same
+    assert (r["score"], r["acc"], r["format_ok"]) == (-3.0, 1.0, False)
 
 
 def test_kk_logic_answer_order_and_case_do_not_matter():
@@ -302,16 +392,16 @@ def test_ground_truth_as_json_string_or_bare_solution_text():
 def test_knights_knaves_with_generated_ground_truth(n):
     p = generate_puzzle(n, seed=3)
     gt = p.ground_truth()
-    assert compute_score("knights_knaves", _resp(p.solution_text), gt)["score"] == 3.0
+    assert compute_score("knights_knaves", _opened(p.solution_text), gt)["score"] == 3.0
     flipped = p.solution_text.replace("knight", "KNAVE_").replace("knave", "knight").replace("KNAVE_", "knave")
-    assert compute_score("knights_knaves", _resp(flipped), gt)["score"] == -0.5
+    assert compute_score("knights_knaves", _opened(flipped), gt)["score"] == -0.5
     one_short = "\n".join(p.solution_text.split("\n")[:-1])
-    assert compute_score("knights_knaves", _resp(one_short), gt)["score"] == -1.0
+    assert compute_score("knights_knaves", _opened(one_short), gt)["score"] == -1.0
     assert compute_score("knights_knaves", p.solution_text, gt)["score"] == -3.0
 
 
 def test_other_schemes_use_their_own_values():
-    ok, wrong, bare = _resp(RIGHT), _resp(WRONG), RIGHT
+    ok, wrong, bare = _opened(RIGHT), _opened(WRONG), RIGHT
     expect = {
         "r1": (2.0, 1.0, 1.0),  # accuracy + format; a bare right answer still earns accuracy
         "simplerl": (1.0, -0.5, 1.0),  # simplerl's format is "an answer could be extracted"
@@ -321,7 +411,11 @@ def test_other_schemes_use_their_own_values():
     for scheme, values in expect.items():
         got = tuple(compute_score("knights_knaves", r, LOGIC_RL_GT, scheme=scheme)["score"] for r in (ok, wrong, bare))
         assert got == values, scheme
-    assert compute_score("kk_logic", ok, LOGIC_RL_GT, {"scheme": "azr"})["score"] == 1.0
+    # kk_logic: the prompt opened <think>, so a response opening it again breaks the format of every tag scheme
+    expect_kk = {"r1": (2.0, 1.0), "simplerl": (1.0, 1.0), "azr": (1.0, -1.0), "logicrl": (3.0, -3.0)}
+    for scheme, values in expect_kk.items():
+        got = tuple(compute_score("kk_logic", r, LOGIC_RL_GT, {"scheme": scheme})["score"] for r in (_resp(RIGHT), ok))
+        assert got == values, scheme
 
 
 @pytest.mark.parametrize(
@@ -352,9 +446,15 @@ def test_bad_ground_truth_gives_failure_score_and_clear_error(bad, kind):
         score(_resp(RIGHT), bad, {}, "logicrl")
 
 
-def _logic_rl_reference(response, names, truth):
-    """Logic-RL's kk.py reward, restated from its rules (the prompt is taken to open <think>)."""
-    text = response if "<think>" in response else "<think>" + response
+def _logic_rl_reference(prompt, response, names, truth):
+    """Logic-RL's kk.py reward restated from its rules, on the decoded prompt + response it scores."""
+    sequence = prompt + response
+    for header in ("Assistant:", "<|im_start|>assistant"):  # the first header found, split at its first use
+        if header in sequence:
+            text = sequence.split(header, 1)[1]
+            break
+    else:
+        raise AssertionError("the prompts here all have a header")
     tags = ["<think>", "</think>", "<answer>", "</answer>"]
     where = [text.find(t) for t in tags]
     fmt_ok = all(text.count(t) == 1 for t in tags) and where == sorted(where)
@@ -370,8 +470,8 @@ def _logic_rl_reference(response, names, truth):
         m = re.search(rf"\b{name}\b\s+is\s+a\s+\b(knight|knave)\b", answer, flags=re.IGNORECASE)
         if not m:
             return 1 - 2
-        said[name] = m.group(1).lower() == "knight"
-    return 1 + (2 if said == truth else -1.5)
+        said[name] = m.group(1).lower()
+    return 1 + (2 if said == {n: "knight" if truth[n] else "knave" for n in names} else -1.5)
 
 
 def _random_response(rng, names, truth):
@@ -397,32 +497,55 @@ def _random_response(rng, names, truth):
     return "".join(parts)
 
 
-def test_scores_equal_logic_rl_reference_on_varied_responses():
+@pytest.mark.parametrize("template", sorted(LOGIC_RL_PROMPTS))
+def test_kk_logic_scores_equal_logic_rl_reference_on_varied_responses(template):
     rng = random.Random(5)
     seen = set()
     for i in range(1500):
         p = generate_puzzle(rng.randint(2, 8), seed=i)
         truth = dict(zip(p.names, p.solution, strict=True))
         response = _random_response(rng, list(p.names), truth)
-        expected = _logic_rl_reference(response, p.names, truth)
+        expected = _logic_rl_reference(LOGIC_RL_PROMPTS[template].format(quiz=p.text), response, p.names, truth)
         assert compute_score("kk_logic", response, p.ground_truth())["score"] == expected, response
         seen.add(expected)
     assert seen == {3, -0.5, -1, -3}
 
 
+def test_knights_knaves_with_a_chat_prompt_equals_logic_rl_reference():
+    rng = random.Random(6)
+    seen = set()
+    for i in range(1500):
+        p = generate_puzzle(rng.randint(2, 8), seed=i)
+        truth = dict(zip(p.names, p.solution, strict=True))
+        response = _random_response(rng, list(p.names), truth)
+        expected = _logic_rl_reference(CHAT_PROMPT.format(quiz=p.text), response, p.names, truth)
+        got = compute_score("knights_knaves", response, p.ground_truth(), {"think_prefilled": False})["score"]
+        assert got == expected, response
+        seen.add(expected)
+    assert seen == {3, -0.5, -1, -3}
+
+
+_GT_NAMES = ["Zoey", "Oliver", "Ethan"]
+_GT_TRUTH = {"Zoey": True, "Oliver": False, "Ethan": True}
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
-def test_any_response_gets_a_logic_rl_value(junk):
-    for text in (junk, _resp(junk)):
-        assert compute_score("kk_logic", text, LOGIC_RL_GT)["score"] in (3.0, -0.5, -1.0, -3.0)
+@example("<think>a second think")
+@example("Zoey is a knight, Oliver is a knave, Ethan is a knight. knİght")
+def test_any_response_gets_logic_rl_reference_value(junk):
+    prompt = LOGIC_RL_PROMPTS["qwen-instruct"].format(quiz="...")
+    for text in (junk, _resp(junk), _resp(RIGHT, think=junk)):
+        expected = _logic_rl_reference(prompt, text, _GT_NAMES, _GT_TRUTH)
+        assert compute_score("kk_logic", text, LOGIC_RL_GT)["score"] == expected, text
 
 
 @pytest.mark.parametrize(
     "response, expected",
     [
-        ("<think>" + "x" * 1_000_000 + "</think><answer>" + RIGHT + "</answer>", 3.0),
+        ("x" * 1_000_000 + "</think><answer>" + RIGHT + "</answer>", 3.0),
         ("Zoey" + " " * 1_000_000 + "is a knight", -3.0),
-        ("<think>x</think><answer>" + "Zoey is a knight " * 100_000 + "</answer>", -1.0),
+        ("x</think><answer>" + "Zoey is a knight " * 100_000 + "</answer>", -1.0),
         ("\x00\xff<answer>" * 10_000, -3.0),
     ],
 )

@@ -8,7 +8,6 @@ empty, decoded binary junk, unbalanced braces and tags, 1 MB of text, ``\\frac``
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 import reward_fns
 import reward_fns.math as m
 from reward_fns import DATA_SOURCES, RESULT_KEYS, SCHEMES, compute_score
-from reward_fns.schemes import failure_score
 
 BUDGET = 1.0
 SLACK = 3.0  # loaded 2-core box
@@ -32,8 +30,20 @@ def _truth(source: str):
     return KK_TRUTH if DATA_SOURCES[source][0].startswith("reward_fns.logic") else "\\frac{1}{2}"
 
 
-def _available(source: str) -> bool:
-    return importlib.util.find_spec(DATA_SOURCES[source][0].split(":")[0]) is not None
+# Each scheme's failure value (unformatted, no answer), from its source paper: r1 0 + 0; SimpleRL-Zoo
+# -1; Logic-RL format -1 plus answer -2; Absolute Zero -1.
+FAILURE = {"r1": 0.0, "simplerl": -1.0, "logicrl": -3.0, "azr": -1.0}
+
+
+def _documented_scores(scheme: str, format_ok: bool, acc: float) -> set[float]:
+    """The scores a scheme allows for a response with this format verdict and accuracy (DESIGN.md)."""
+    if scheme == "r1":
+        return {acc + float(format_ok)}  # accuracy + format
+    if not format_ok:
+        return {FAILURE[scheme]}
+    if scheme == "logicrl":
+        return {3.0} if acc else {-0.5, -1.0}  # +1 and +2; or +1 and -1.5 (wrong) / -2 (unparseable)
+    return {1.0} if acc else {-0.5}  # simplerl and azr (a solver's role reward is 1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,9 +52,8 @@ def _checkers_started():
 
 
 def _check_all_sources(text: str) -> None:
+    assert set(FAILURE) == set(SCHEMES)
     for source in SOURCES:
-        if not _available(source):
-            continue
         for scheme in SCHEMES:
             start = time.monotonic()
             r = compute_score(source, text, _truth(source), {"majority_label": "0.5"}, scheme=scheme, timeout_s=BUDGET)
@@ -52,6 +61,7 @@ def _check_all_sources(text: str) -> None:
             assert tuple(sorted(r)) == tuple(sorted(RESULT_KEYS)), (source, scheme)
             assert isinstance(r["score"], float) and r["acc"] in (0.0, 1.0), (source, scheme)
             assert isinstance(r["format_ok"], bool) and isinstance(r["pred"], str), (source, scheme)
+            assert r["score"] in _documented_scores(scheme, r["format_ok"], r["acc"]), (source, scheme, r)
             assert isinstance(r["timeout"], bool) and isinstance(r["error"], str), (source, scheme)
             assert elapsed < BUDGET + SLACK, (source, scheme, elapsed)
 
@@ -92,12 +102,10 @@ def test_any_response_gives_the_documented_keys_within_budget(text):
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("bad", [["1"], {"answer": "1"}, 3 + 4j, object(), True], ids=repr)
 def test_malformed_ground_truth_gives_the_failure_score_with_an_error(source, bad):
-    if not _available(source):
-        pytest.skip(f"{DATA_SOURCES[source][0]} not built yet")
     for scheme in SCHEMES:
         r = compute_score(source, "<think>a</think><answer>\\boxed{1}</answer>", bad, scheme=scheme)
         assert set(r) == set(RESULT_KEYS)
-        assert r["score"] == failure_score(scheme) and r["acc"] == 0.0 and r["error"], (source, scheme, r)
+        assert r["score"] == FAILURE[scheme] and r["acc"] == 0.0 and r["error"], (source, scheme, r)
 
 
 @pytest.mark.parametrize("where", ["kwargs", "extra_info"])
