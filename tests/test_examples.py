@@ -144,7 +144,7 @@ def test_the_run_imports_no_torch_ray_or_verl(sample_run):
 
 
 def test_bad_rows_are_reported_with_line_numbers_and_counted(tmp_path):
-    good = {"data_source": "kk_logic", "response": "<think>x</think><answer>Zoey is a knight</answer>"}
+    good = {"data_source": "kk_logic", "response": "x</think><answer>Zoey is a knight</answer>"}
     good["ground_truth"] = {"solution_text_format": "(1) Zoey is a knight"}
     lines = [
         json.dumps(good),
