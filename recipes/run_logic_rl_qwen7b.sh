@@ -3,6 +3,8 @@
 # lr 4e-7, temperature 0.7, and a curriculum over 3 to 7 people in one run (the training rows are ordered by
 # number of people and verl's dataloader keeps that order: data.shuffle=False).
 #
+# The prompts use the model's chat template, so the model opens <think> itself: think_prefilled=false makes the
+# score equal Logic-RL's scorer on the same text (reward_fns.logic.score_kk_logic).
 # Data (data source "knights_knaves", scored with the logicrl scheme by default):
 #   python -m verl_selfplay.data.knights_knaves --out "$DATA_DIR" --people 3-7 --train 5000 --test 500 --curriculum
 # Run:
@@ -70,6 +72,7 @@ python3 -m verl.trainer.main_ppo \
     reward.custom_reward_function.path=pkg://reward_fns \
     reward.custom_reward_function.name=compute_score \
     +reward.custom_reward_function.reward_kwargs.scheme=logicrl \
+    +reward.custom_reward_function.reward_kwargs.think_prefilled=false \
     algorithm.adv_estimator=reinforce_plus_plus \
     algorithm.use_kl_in_reward=False \
     trainer.logger='[console,wandb]' \
