@@ -480,6 +480,7 @@ def serve_workers(worker: Callable[[socket.socket], Any], info: dict[str, Any] |
         if not request:
             break
         ours, theirs = socket.socketpair()
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -488,7 +489,8 @@ def serve_workers(worker: Callable[[socket.socket], Any], info: dict[str, Any] |
                 replies.close()
                 ours.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                die_with_parent()
+                if die_with_parent() and os.getppid() != server:  # the server died before we asked
+                    raise SystemExit
                 worker(theirs)
             except BaseException:
                 code = 1
