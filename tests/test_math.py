@@ -21,8 +21,8 @@ from math_verify import parse
 from math_verify import verify as mv_verify
 
 import reward_fns.math as m
-from reward_fns.math import fastpath, verification
 from reward_fns import compute_score
+from reward_fns.math import fastpath, verification
 from reward_fns.schemes import failure_score
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)

@@ -121,7 +121,11 @@ def test_close_stops_the_server_and_its_workers(server):
 
 def test_kill_group_kills_the_whole_group():
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)",
+        ],
         start_new_session=True,
     )
     try:

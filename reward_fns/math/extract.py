@@ -156,4 +156,3 @@ def wrap_latex(text: str) -> str:
     if text.startswith(("$", "\\(", "\\[")) or "\\boxed" in text or "\\fbox" in text:
         return text
     return "\\boxed{" + text + "}"
-

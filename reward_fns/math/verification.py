@@ -136,8 +136,6 @@ def cache_info() -> CheckerStats:
     return CheckerStats(**_COUNTERS)
 
 
-
-
 # ----------------------------------------------------------------------------------------------------
 # Checker processes: workers of a pre-started process server (reward_fns._procserver)
 # ----------------------------------------------------------------------------------------------------
@@ -455,4 +453,3 @@ def verify_answer(pred: str | None, gold: str, *, timeout_s: float = DEFAULT_TIM
     (True, True, False)
     """
     return verify(pred, gold, timeout_s=timeout_s).correct
-
