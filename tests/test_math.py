@@ -22,6 +22,7 @@ from math_verify import verify as mv_verify
 
 import reward_fns.math as m
 from reward_fns import compute_score
+from reward_fns.math import fastpath, verification
 from reward_fns.schemes import failure_score
 
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -162,7 +163,7 @@ _numbers = st.one_of(_integers, _decimals, _fractions, _latex_fractions)
 
 def _nearby(text: str) -> st.SearchStrategy[str]:
     """Numbers equal or close to ``text`` in other forms: where rounding rules matter."""
-    value = float(m._plain_number(text)[0]) if m._plain_number(text) else 0.0
+    value = float(fastpath._plain_number(text)[0]) if fastpath._plain_number(text) else 0.0
     return st.one_of(
         st.just(text),
         st.integers(0, 8).map(lambda d: f"{value:.{d}f}"),
@@ -434,8 +435,8 @@ def test_works_in_worker_processes(method):
 
 def test_without_checker_processes_checks_run_in_process(monkeypatch):
     """If the checker server cannot start (say, no fork), answers are still checked, in this process."""
-    monkeypatch.setattr(m, "_STATE", m._State())
-    monkeypatch.setattr(m, "_SERVER_CODE", "raise SystemExit(3)")
+    monkeypatch.setattr(verification, "_STATE", verification._State())
+    monkeypatch.setattr(verification, "_CHECKER_TARGET", "no_such_module:no_such_worker")
     before = m.cache_info().local_checks
     assert m.verify_answer("(x+2)^2", "x^2+4x+4", timeout_s=10)
     assert m.cache_info().local_checks == before + 1

@@ -1,13 +1,16 @@
 """The sandbox fork server: a slim, stdlib-only process that forks one fresh child per job.
 
-Started by :class:`reward_fns.code.Sandbox` as ``python -s -S -B _forkserver.py`` with an environment that
-holds only ``PYTHONHASHSEED`` and ``MALLOC_ARENA_MAX`` (jobs get an empty one). This file is self-contained (it never imports
-``reward_fns``) so that it runs without site-packages. It is also imported by the host for the protocol
-helpers (:func:`send_msg`, :func:`read_msg`) and constants.
+Started by :class:`reward_fns.code.Sandbox`, through a :class:`reward_fns._procserver.ProcServer` (which owns its
+life cycle: lazy start, ``ready`` handshake, health check, restart, stop at exit), as
+``python -s -S -B _forkserver.py`` with an environment that holds only ``PYTHONHASHSEED`` and ``MALLOC_ARENA_MAX``
+(jobs get an empty one). This file adds the sandbox on top of that generic server: the isolation layers and the
+per-job event loop. It imports nothing from ``reward_fns`` but the stdlib-only :mod:`reward_fns._procserver`
+(loaded by path, since it runs without site-packages), whose wire format and kill primitives it uses. The host
+imports it for the constants.
 
 Process layout::
 
-    host (verl reward worker) --pipes--> P (this script) --fork--> Z (zygote, pid 1 of a new pid namespace)
+    host (verl reward worker) --sockets--> P (this script) --fork--> Z (zygote, pid 1 of a new pid namespace)
                                                                     |--fork--> job 1 (fresh child, one job)
                                                                     |--fork--> job 2 ...
                                                                     |--fork--> warm child (waits for a job)
@@ -35,13 +38,34 @@ import os
 import resource
 import select
 import signal
-import struct
 import sys
 import time
 
+
+def _load_procserver():
+    """The shared process-server module: imported normally in the host; loaded by path in this script (run with
+    ``python -S``, no ``reward_fns`` on the path); shipped in the memfd to the re-executed zygote (see _BOOT)."""
+    if "_procserver" in sys.modules:
+        return sys.modules["_procserver"]
+    try:
+        from reward_fns import _procserver
+
+        return _procserver
+    except ImportError:
+        pass
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_procserver.py")
+    module = type(sys)("_procserver")
+    module.__file__ = path
+    sys.modules["_procserver"] = module
+    with open(path, "rb") as fh:
+        exec(compile(fh.read(), path, "exec"), module.__dict__)
+    return module
+
+
+_ps = _load_procserver()
 # ----------------------------------------------------------------------------------------------- protocol
-_HEADER = struct.Struct("<I")
-MAX_MESSAGE = 1 << 30
+_HEADER = _ps._HEADER
+pack_msg, send_msg, read_msg = _ps.pack_msg, _ps.send_msg, _ps.read_msg
 
 # ExecResult field order of the "done" record the server sends to the host.
 RESULT_FIELDS = (
@@ -84,45 +108,6 @@ REASONS = (
 PRELOAD = ("math", "itertools", "collections", "functools", "heapq", "bisect", "operator", "string")
 
 
-def pack_msg(obj) -> bytes:
-    """One length-prefixed marshal message."""
-    data = marshal.dumps(obj)
-    return _HEADER.pack(len(data)) + data
-
-
-def send_msg(fd: int, obj) -> None:
-    """Write one length-prefixed marshal message to ``fd`` (blocking)."""
-    view = memoryview(pack_msg(obj))
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _read_exact(fd: int, n: int) -> bytes | None:
-    chunks = []
-    while n:
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
-            return None
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
-
-
-def read_msg(fd: int):
-    """Read one message from a blocking ``fd``; ``None`` at end of file."""
-    head = _read_exact(fd, _HEADER.size)
-    if head is None:
-        return None
-    (n,) = _HEADER.unpack(head)
-    if n > MAX_MESSAGE:
-        raise ValueError(f"sandbox protocol message too large: {n} bytes")
-    body = _read_exact(fd, n)
-    if body is None:
-        return None
-    return marshal.loads(body)
-
-
 # ------------------------------------------------------------------------------------------ linux helpers
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -132,7 +117,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 24, 28
+PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_THP_DISABLE = 36, 38, 41
 SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
 # Fresh uids for jobs when the server runs as root: UID_BASE + (server pid * 256 + job counter % 256).
@@ -686,13 +671,7 @@ class _ServerState:
         self.stats = {"jobs": 0, "forks": 0, "strays_killed": 0, "timeouts": 0}
 
 
-def _kill_pid(pid: int) -> None:
-    """SIGKILL ``pid`` and its process group (every job child leads its own session)."""
-    for fn in (os.killpg, os.kill):
-        try:
-            fn(pid, signal.SIGKILL)
-        except OSError:
-            pass
+_kill_pid = _ps.kill_group  # SIGKILL a job and its process group (every job child leads its own session)
 
 
 def _pidfd_works() -> bool:
@@ -1217,7 +1196,7 @@ def _prepare_job_state() -> None:
 
 def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) -> None:
     in_pidns = info["pid"]
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _ps.die_with_parent()
     if (os.getppid() == 0) != in_pidns and os.getppid() != outer_pid:
         os._exit(1)
     if not in_pidns:
@@ -1279,10 +1258,12 @@ def _exec_fresh(state: tuple) -> None:
     priority, no-new-privs, dropped capabilities and death signal all carry over; every fork then copies a heap of
     ~4 MB instead of ~8 MB. The script travels in a memfd, so its directory need not be visible here."""
     try:
-        with open(os.path.abspath(__file__), "rb") as fh:
-            code = compile(fh.read(), __file__, "exec")  # compiled here: parsing would bloat the fresh heap
+        codes = []
+        for path in (_ps.__file__, __file__):
+            with open(os.path.abspath(path), "rb") as fh:  # compiled here: parsing would bloat the fresh heap
+                codes.append(compile(fh.read(), path, "exec"))
         mfd = os.memfd_create("sandbox-zygote", 0)  # inheritable: no MFD_CLOEXEC
-        os.write(mfd, marshal.dumps(code))
+        os.write(mfd, marshal.dumps(tuple(codes)))
         for fd in state[2:4]:
             os.set_inheritable(fd, True)
         exe = os.path.realpath(sys.executable)  # the base interpreter of a venv: -S needs only its stdlib
@@ -1292,10 +1273,12 @@ def _exec_fresh(state: tuple) -> None:
         pass
 
 
-# The re-executed zygote's whole command line program: load this module's code object from the memfd and run it.
+# The re-executed zygote's whole command line program: load the code objects of the shared process-server module and
+# of this module from the memfd, and run them.
 _BOOT = (
     "import marshal,os,sys;del sys.path[0];fd=int(sys.argv[1]);os.lseek(fd,0,0);"
-    "c=marshal.loads(b''.join(iter(lambda:os.read(fd,1<<20),b'')));os.close(fd);"
+    "p,c=marshal.loads(b''.join(iter(lambda:os.read(fd,1<<20),b'')));os.close(fd);"
+    "m=sys.modules['_procserver']=type(sys)('_procserver');m.__file__='<procserver>';exec(p,m.__dict__);"
     "sys.argv[1:2]=['--serve'];exec(c,{'__name__':'__main__','__file__':'<sandbox-zygote>'})"
 )
 

@@ -48,7 +48,6 @@ import ast
 import atexit
 import marshal
 import os
-import subprocess
 import sys
 import threading
 import weakref
@@ -58,6 +57,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from reward_fns._procserver import ProcServer, ServerProcess
 from reward_fns.code import _forkserver as _fs
 
 __all__ = ["ExecResult", "Sandbox", "configure_default_sandbox", "default_sandbox", "parse_call_args"]
@@ -153,63 +153,21 @@ def parse_call_args(text: str, max_chars: int = 1 << 20) -> tuple[tuple, dict]:
     return tuple(args), kwargs
 
 
-class _Server:
-    """One running fork server (P). Writes go through :meth:`write` (under the owner's write lock); only the
-    reader thread reads ``rfd`` and closes it, so a file descriptor is never used after it was closed."""
-
-    def __init__(self, config: dict, hash_seed: int | None):
-        env = {"MALLOC_ARENA_MAX": "2"}
-        if hash_seed is not None:
-            env["PYTHONHASHSEED"] = str(hash_seed)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-S", "-B", _SERVER_SCRIPT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-            start_new_session=True,
-            cwd="/",
-        )
-        self.rfd = self.proc.stdout.fileno()
-        try:
-            self.write(_fs.pack_msg(config))
-            msg = _read_with_timeout(self.rfd, _START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            self.proc.stdout.close()
-            raise
-        if not (isinstance(msg, tuple) and msg and msg[0] == "ready"):
-            self.stop()
-            self.proc.stdout.close()
-            detail = msg[1] if isinstance(msg, tuple) and len(msg) > 1 else msg
-            raise RuntimeError(f"sandbox fork server failed to start: {detail}")
-        self.info: dict = msg[1]
-
-    def write(self, data: bytes) -> None:
-        """Send bytes to the server; raises OSError/ValueError once it is gone or stopped."""
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        """Close the server's input (it then kills its jobs and exits) and wait for it; kill it if it hangs."""
-        try:
-            self.proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _read_with_timeout(fd: int, timeout: float):
-    import select
-
-    r, _, _ = select.select([fd], [], [], timeout)
-    if not r:
-        raise RuntimeError(f"sandbox fork server did not start within {timeout:.0f} s")
-    return _fs.read_msg(fd)
+def _server(config: dict, hash_seed: int | None) -> ProcServer:
+    """The handle on the sandbox's fork server (P): started lazily, with ``config`` as its first message; the
+    ``_reader`` thread of :class:`_State` reads its replies."""
+    env = {"MALLOC_ARENA_MAX": "2"}
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
+    return ProcServer(
+        "sandbox fork server",
+        [sys.executable, "-s", "-S", "-B", _SERVER_SCRIPT],
+        env=env,
+        cwd="/",
+        hello=_fs.pack_msg(config),
+        start_timeout=_START_TIMEOUT,
+        reader=True,
+    )
 
 
 class _State:
@@ -229,7 +187,8 @@ class _State:
         self.window = 2 * config["workers"]
         self.lock = threading.Lock()
         self.wlock = threading.Lock()
-        self.server: _Server | None = None
+        self.procserver = _server(config, hash_seed)
+        self.server: ServerProcess | None = None
         self.pending: dict[int, list] = {}  # id -> [future, message, times re-sent after a crash]
         self.backlog: deque[int] = deque()  # ids not yet sent to the current server
         self.sent: set[int] = set()  # ids at the current server
@@ -240,12 +199,12 @@ class _State:
         self.wake = threading.Event()
         self.writer: threading.Thread | None = None
 
-    def ensure(self) -> _Server:
+    def ensure(self) -> ServerProcess:
         """The running server, started if needed. Call with ``lock`` held."""
         if self.closed:
             raise RuntimeError("this Sandbox is closed")
         if self.server is None:
-            server = _Server(self.config, self.hash_seed)
+            server = self.procserver.ensure()
             self.server = server
             threading.Thread(target=self._reader, args=(server,), name="sandbox-reader", daemon=True).start()
         if self.writer is None:
@@ -275,12 +234,12 @@ class _State:
                 batch.append(entry[1])
         return batch
 
-    def write(self, server: _Server, batch: list[bytes]) -> None:
+    def write(self, server: ServerProcess, batch: list[bytes]) -> None:
         if not batch:
             return
         with self.wlock:
             try:
-                server.write(b"".join(batch))
+                server.send(b"".join(batch))
             except (OSError, ValueError):
                 pass  # the server died: its reader thread restarts it and re-sends what is pending
 
@@ -295,7 +254,7 @@ class _State:
             if server is not None:
                 self.write(server, batch)
 
-    def _reader(self, server: _Server) -> None:
+    def _reader(self, server: ServerProcess) -> None:
         fd = server.rfd
         while True:
             try:
@@ -320,10 +279,10 @@ class _State:
                     _resolve(fut, msg[2])
         with self.wlock:
             server.stop()
-        server.proc.stdout.close()
+        server.rsock.close()
         self._server_gone(server)
 
-    def _server_gone(self, server: _Server) -> None:
+    def _server_gone(self, server: ServerProcess) -> None:
         failed: list[tuple[Future, ExecResult]] = []
         with self.lock:
             if self.server is not server:
@@ -359,14 +318,13 @@ class _State:
     def close(self) -> None:
         with self.lock:
             self.closed = True
-            server, self.server = self.server, None
+            self.server = None
             pending, self.pending = self.pending, {}
             self.backlog, self.sent = deque(), set()
             waiters, self.stat_waiters = self.stat_waiters, {}
             self.wake.set()  # the writer thread exits
-        if server is not None:
-            with self.wlock:
-                server.stop()  # the server kills its jobs and exits; the reader thread then closes its end
+        with self.wlock:
+            self.procserver.close()  # the server kills its jobs and exits; the reader thread then closes its end
         for fut, _, _ in pending.values():
             _resolve(fut, _failed("closed", "the sandbox was closed", "SandboxError"))
         for fut in waiters.values():
