@@ -96,3 +96,23 @@ def test_selfplay_manager_scores_with_reward_fns_through_verls_loader():
         """
     )
     assert "default SelfPlayRewardManager True" in out and "custom True" in out
+
+
+def test_importing_a_module_that_imports_verls_registry_through_another_of_ours_registers_everything():
+    """`import verl_selfplay.azr.trainer` imports verl_selfplay.common.sync_trainer, which imports verl's v1 trainer
+    package; the registrations that import triggers (pcl and azr trainer modes) must wait until our half-imported
+    modules finish, not fail with a circular-import error."""
+    out = _run(
+        """
+        import verl_selfplay.azr.trainer
+        from verl.trainer.ppo.v1 import get_trainer_cls
+        from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+        from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+        print("azr", get_trainer_cls("azr").__name__, "pcl", get_trainer_cls("pcl").__name__)
+        print("trr", get_adv_estimator_fn("task_relative_reinforce_plus_plus").__module__)
+        print("loop", _agent_loop_registry["azr"]["_target_"])
+        """
+    )
+    assert "azr AZRTrainer pcl PCLTrainer" in out
+    assert "trr verl_selfplay.azr.advantage" in out
+    assert "loop verl_selfplay.azr.agent_loop.AZRAgentLoop" in out

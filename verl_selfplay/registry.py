@@ -23,6 +23,10 @@ from types import ModuleType
 REGISTRATIONS: list[tuple[str, str]] = [
     ("verl.experimental.reward_loop.reward_manager", "verl_selfplay.reward:register"),
     ("verl.trainer.ppo.v1", "verl_selfplay.pcl.trainer:register"),
+    # Absolute Zero: trainer mode `azr`, estimator `task_relative_reinforce_plus_plus`, agent loop `azr`
+    ("verl.trainer.ppo.v1", "verl_selfplay.azr.trainer:register"),
+    ("verl.trainer.ppo.core_algos", "verl_selfplay.azr.advantage:register"),
+    ("verl.experimental.agent_loop.agent_loop", "verl_selfplay.azr.agent_loop:register"),
     # CPU backend (verl_selfplay.cpu): platform `cpu`, FSDP engine for device cpu, `hf` rollout
     ("verl.plugin.platform.platform_manager", "verl_selfplay.cpu.platform:register"),
     ("verl.utils.distributed", "verl_selfplay.cpu.workarounds:fix_process_group"),
@@ -34,12 +38,10 @@ REGISTRATIONS: list[tuple[str, str]] = [
 _lock = threading.RLock()
 _pending: dict[str, list[str]] = {}
 _done: set[tuple[str, str]] = set()
-# our target module -> registrations waiting for it to finish importing
-_deferred: dict[str, list[tuple[str, str, ModuleType]]] = {}
-
-
-def _target_modules() -> set[str]:
-    return {target.split(":")[0] for targets in _pending.values() for target in targets}
+# registrations waiting until none of our modules is mid-import: (verl module, target, verl module object)
+_deferred: list[tuple[str, str, ModuleType]] = []
+OWN_PREFIX = "verl_selfplay."
+_NEVER_BLOCKING = ("verl_selfplay", "verl_selfplay.registry")  # they call register_all() while importing
 
 
 def _initializing(name: str) -> bool:
@@ -47,15 +49,25 @@ def _initializing(name: str) -> bool:
     return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
-def _run(module_name: str, target: str, module: ModuleType, *, target_ready: bool = False) -> None:
+def _blocking() -> list[str]:
+    """Our modules that are mid-import: a registration run now could import one of them half-initialised."""
+    return [
+        name
+        for name in list(sys.modules)
+        if name.startswith(OWN_PREFIX) and name not in _NEVER_BLOCKING and _initializing(name)
+    ]
+
+
+def _run(module_name: str, target: str, module: ModuleType, *, ready: bool = False) -> None:
     mod_name, fn_name = target.split(":")
     with _lock:
         if (module_name, target) in _done:
             return
-        if not target_ready and _initializing(mod_name):
-            # Our own module is mid-import and is what pulled verl's module in (e.g. `import
-            # verl_selfplay.reward` imports verl's reward managers): finish it first, then register.
-            _deferred.setdefault(mod_name, []).append((module_name, target, module))
+        if not ready and _blocking():
+            # One of our modules is mid-import and is what pulled verl's module in (e.g. `import
+            # verl_selfplay.azr.trainer` imports verl_selfplay.common.sync_trainer, which imports verl's v1
+            # trainer): the registration could import that module half-initialised. Run it once it finished.
+            _deferred.append((module_name, target, module))
             return
         _done.add((module_name, target))
     try:
@@ -64,14 +76,25 @@ def _run(module_name: str, target: str, module: ModuleType, *, target_ready: boo
         raise RuntimeError(f"verl_selfplay: registration {target!r} (on import of {module_name}) failed: {e!r}") from e
 
 
+def _flush_deferred(finished: str) -> None:
+    """Run the deferred registrations once ``finished`` (just executed) was the last of our modules mid-import."""
+    with _lock:
+        if not _deferred or [name for name in _blocking() if name != finished]:
+            return
+        waiting = list(_deferred)
+        _deferred.clear()
+    for verl_module, target, verl_mod in waiting:  # importlib marks `finished` initialised only after we return
+        _run(verl_module, target, verl_mod, ready=True)
+
+
 class _PostImportFinder(importlib.abc.MetaPathFinder):
     """Wraps the loader of watched modules so that callbacks run right after the module executes.
 
-    Watched are verl's registry modules and our own registration modules (to flush registrations deferred
-    while they were importing)."""
+    Watched are verl's registry modules and our own modules (to flush registrations deferred while one of
+    them was importing)."""
 
     def find_spec(self, fullname, path, target=None):  # noqa: D102
-        if fullname not in _pending and fullname not in _target_modules():
+        if fullname not in _pending and not fullname.startswith(OWN_PREFIX):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -90,10 +113,8 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
             exec_module(module)
             for target_ in list(_pending.get(fullname, [])):
                 _run(fullname, target_, module)
-            with _lock:
-                waiting = _deferred.pop(fullname, [])
-            for verl_module, target_, verl_mod in waiting:  # `module` has executed; importlib marks it
-                _run(verl_module, target_, verl_mod, target_ready=True)  # initialized only after we return
+            if fullname.startswith(OWN_PREFIX):
+                _flush_deferred(fullname)
 
         loader.exec_module = exec_and_register  # type: ignore[method-assign]
         return spec
