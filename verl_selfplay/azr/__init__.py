@@ -1,4 +1,4 @@
-"""Absolute Zero Reasoner self-play (proposer/solver roles, task buffers, Task-Relative REINFORCE++): not built yet.
-It will hold its pure logic beside a thin verl adapter, like ``verl_selfplay.pcl``.
-On (planned): ``trainer.v1.trainer_mode=azr algorithm.adv_estimator=task_relative_reinforce_plus_plus``.
+"""Absolute Zero Reasoner self-play: one model proposes code tasks (deduction, abduction, induction) and solves them.
+Pure logic in ``config``, ``buffers``, ``seeds``, ``prompts``, ``proposals``, ``advantage``; verl adapters ``agent_loop``, ``trainer``.
+On: ``trainer.v1.trainer_mode=azr algorithm.adv_estimator=task_relative_reinforce_plus_plus`` (+ ``+azr.*``).
 """

@@ -1,0 +1,341 @@
+# ruff: noqa: E402
+"""Absolute Zero self-play inside verl: the v1 trainer mode ``azr`` (``trainer.v1.trainer_mode=azr``).
+
+Turn it on with::
+
+    trainer.v1.trainer_mode=azr
+    algorithm.adv_estimator=task_relative_reinforce_plus_plus
+    actor_rollout_ref.rollout.n=1
+    data.train_batch_size=<3 * (azr.propose_per_type + azr.solve_per_type)>
+    +azr.propose_per_type=64 +azr.solve_per_type=64 +azr.n_learn=8 ...   # see verl_selfplay.azr.config
+    reward.custom_reward_function.path=pkg://reward_fns reward.custom_reward_function.name=compute_score
+
+Each step (:meth:`AZRTrainer._next_train_batch`) submits one generation batch: for every task type,
+``azr.propose_per_type`` proposer rows (K references from that type's buffer in the prompt) and
+``azr.solve_per_type`` solver rows (buffer tasks, those added at the previous step first), every row routed to
+:class:`~verl_selfplay.azr.agent_loop.AZRAgentLoop` by ``agent_name`` and carrying its (role, task) group in its
+``uid`` for Task-Relative REINFORCE++ (:mod:`verl_selfplay.azr.advantage`). This is the reference's order too: it
+builds a step's solver batches before that step's proposals exist. After verl's own step (generation, rewards,
+advantages, one actor update over all six groups), :meth:`AZRTrainer.step` reads each trajectory's
+``extra_fields`` back from TransferQueue, adds the valid proposals to the buffers and logs ``azr/*`` metrics. The
+buffers are saved with every verl checkpoint as JSON lines (``global_step_N/azr_buffers/{type}.jsonl``) and
+restored on resume. With ``azr.seed_buffer_size > 0``, a seeding phase before the first step lets the model propose
+(untrained) until every buffer holds that many tasks.
+
+Failure handling: bad ``azr.*`` values, ``data.train_batch_size`` not equal to the rows per step,
+``rollout.n != 1``, DAPO filtering or a missing ``trainer.total_training_steps`` fail at start-up, naming the key.
+An empty buffer falls back to the seed tasks with a warning.
+
+verl touch points (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``): the ``"sync"`` mode name and checkpoint
+state through :class:`~verl_selfplay.common.sync_trainer.SyncModeTrainer`; ``_init_dataloader`` (the epoch length:
+AZR has no dataset epoch), ``_next_train_batch`` (row construction), ``step`` (harvest and metrics), and for the
+seeding phase ``_submit_batch_to_rollout`` plus TransferQueue polling.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+TRAINER_MODE = "azr"
+
+
+def register(v1_module: ModuleType | None = None) -> None:
+    """Register :class:`AZRTrainer` as verl trainer mode ``azr`` (idempotent; see ``pcl.trainer.register``)."""
+    cls = globals().get("AZRTrainer")
+    if cls is None:
+        return
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
+
+    if TRAINER_REGISTRY.get(TRAINER_MODE) is not cls:
+        register_trainer(TRAINER_MODE)(cls)
+
+
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import transfer_queue as tq
+from omegaconf import DictConfig, OmegaConf
+from tensordict import TensorDict
+from transfer_queue import KVBatchMeta
+from verl.utils import tensordict_utils as tu
+from verl.utils.dataset.rl_dataset import collate_fn
+
+from verl_selfplay.azr.advantage import ADV_ESTIMATOR, encode_uid, group_of
+from verl_selfplay.azr.buffers import Task, TaskBuffers
+from verl_selfplay.azr.config import AZRConfig
+from verl_selfplay.azr.prompts import DATA_SOURCES, PROPOSER_DATA_SOURCE, proposer_prompt, solver_ground_truth
+from verl_selfplay.azr.prompts import solver_prompt as build_solver_prompt
+from verl_selfplay.azr.seeds import seed_tasks
+from verl_selfplay.common.metrics import mean
+from verl_selfplay.common.sync_trainer import SyncModeTrainer
+from verl_selfplay.common.trajectories import PADDING_TAG, key_uid, read_fields, reward_extra_info
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
+
+AGENT_NAME = "azr"
+SEEDING_POLL_S = 0.2
+SEEDING_TIMEOUT_S = 3600.0
+
+
+def _row_field(extra_fields: Any, name: str) -> dict[str, Any]:
+    extra = getattr(extra_fields, "data", extra_fields)
+    value = extra.get(name) if isinstance(extra, dict) else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
+class AZRTrainer(SyncModeTrainer):
+    """verl's synchronous v1 trainer running Absolute Zero self-play (see the module docstring)."""
+
+    def __init__(self, config: DictConfig) -> None:
+        node = config.get("azr", None)
+        raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        self.azr = AZRConfig.from_mapping(raw)  # fails here, before any worker starts, on a bad azr.* value
+        _check_verl_config(config, self.azr)
+        super().__init__(config)
+        self.rng = random.Random(self.azr.sample_seed)
+        self.buffers = TaskBuffers.seeded(self.azr.task_types, seed_tasks(), self.azr.buffer_cap, self.azr.dedup)
+        self._row_index = 0
+        logger.info(f"AZR: {self.azr}")
+
+    # ------------------------------------------------------------------ data
+    def _init_dataloader(self) -> None:
+        """verl's dataloaders (validation set, placeholder train set); AZR's epoch is the whole run."""
+        super()._init_dataloader()
+        self.steps_per_epoch = max(1, int(self.total_training_steps))
+
+    def _buffer_tasks(self, task_type: str) -> list[Task]:
+        buffer = self.buffers[task_type]
+        if len(buffer):
+            return buffer.tasks
+        logger.warning(f"AZR: the {task_type} buffer is empty; falling back to the seed tasks")
+        return seed_tasks()[task_type]
+
+    def _prompt_fits(self, text: str) -> bool:
+        return len(self.tokenizer.encode(text, add_special_tokens=False)) <= int(self.config.data.max_prompt_length)
+
+    def _proposer_row(self, task_type: str) -> dict[str, Any]:
+        cfg = self.azr
+        if task_type == "induction":  # one program to write inputs for, from the deduction/abduction programs
+            pool = [t for tt in ("deduction", "abduction") if tt in self.buffers for t in self.buffers[tt].tasks]
+            pool = pool or seed_tasks()["deduction"]
+            refs = [self.rng.choice(pool)]
+        else:
+            buffer = self.buffers[task_type]
+            refs = buffer.references(cfg.n_references, self.rng) if len(buffer) else seed_tasks()[task_type][:1]
+        text = proposer_prompt(task_type, refs, num_inputs=cfg.induction_inputs, style=cfg.prompt_style)
+        while len(refs) > 1 and not self._prompt_fits(text):  # verl would left-truncate the instructions away
+            refs = refs[:-1]
+            text = proposer_prompt(task_type, refs, num_inputs=cfg.induction_inputs, style=cfg.prompt_style)
+        info = {"task_type": task_type, "program": "", "reference_program": refs[0].program if refs else ""}
+        return self._row("propose", task_type, text, PROPOSER_DATA_SOURCE, "", info)
+
+    def _solver_row(self, task: Task) -> dict[str, Any]:
+        text = build_solver_prompt(task, visible=self.azr.induction_visible, style=self.azr.prompt_style)
+        ground_truth, info = solver_ground_truth(task, visible=self.azr.induction_visible)
+        info = {"task_type": info["task_type"], "program": info["program"], "reference_program": ""}
+        return self._row("solve", task.type, text, DATA_SOURCES[task.type], ground_truth, info)
+
+    def _row(self, role: str, task_type: str, text: str, source: str, truth: str, info: dict) -> dict[str, Any]:
+        self._row_index += 1
+        return {
+            "uid": encode_uid(role, task_type),
+            "index": self._row_index,
+            "raw_prompt": [{"role": "user", "content": text}],
+            "agent_name": AGENT_NAME,
+            "data_source": source,
+            "reward_model": {"style": "rule", "ground_truth": truth},
+            "extra_info": {**info, "split": "train", "index": self._row_index},
+            "azr_role": role,
+            "azr_task": task_type,
+        }
+
+    def build_rows(self) -> list[dict[str, Any]]:
+        """This step's rows: proposer and solver rows of every task type, shuffled across workers."""
+        rows = []
+        latest = self.global_steps - 1  # tasks harvested at the previous step come first
+        for task_type in self.azr.task_types:
+            rows += [self._proposer_row(task_type) for _ in range(self.azr.propose_per_type)]
+            buffer = self.buffers[task_type]
+            if len(buffer):
+                tasks = buffer.for_solver(self.azr.solve_per_type, self.rng, latest)
+            else:
+                tasks = [self.rng.choice(self._buffer_tasks(task_type)) for _ in range(self.azr.solve_per_type)]
+            rows += [self._solver_row(t) for t in tasks]
+        self.rng.shuffle(rows)  # verl hands each agent-loop worker a contiguous chunk: mix the slow proposer rows
+        return rows
+
+    def _to_batch(self, rows: list[dict[str, Any]]) -> TensorDict:
+        batch_dict = collate_fn(rows)
+        batch = tu.get_tensordict(batch_dict)
+        tu.assign_non_tensor_data(batch, "global_steps", self.global_steps)
+        return batch
+
+    def _next_train_batch(self, num_prompts: int | None = None) -> TensorDict:
+        """All rows of one AZR step (``num_prompts`` must be ``data.train_batch_size``)."""
+        rows = self.build_rows()
+        if num_prompts is not None and num_prompts != len(rows):
+            raise RuntimeError(
+                f"AZR submits whole steps of {len(rows)} rows, but verl asked for {num_prompts} prompts; "
+                "refills (algorithm.filter_groups, trainer.v1.sampler.sync_refill_failed_groups) are not supported"
+            )
+        return self._to_batch(rows)
+
+    # ------------------------------------------------------------------ step
+    def step(self, metrics: dict, timing_raw: dict) -> KVBatchMeta:
+        """verl's step, then the harvest of valid proposals and the ``azr/*`` metrics of this step."""
+        batch = super().step(metrics, timing_raw)
+        keys = [k for k, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get(PADDING_TAG, False)]
+        metrics.update(self.harvest(batch.partition_id, keys, step=self.global_steps))
+        return batch
+
+    def harvest(self, partition_id: str, keys: list[str], step: int) -> dict[str, float]:
+        """Add the valid proposals among ``keys`` to the buffers; return this step's ``azr/*`` metrics."""
+        data = read_fields(partition_id, keys, ["extra_fields", "response_mask"])
+        per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for key, extra, mask in zip(keys, data["extra_fields"], data["response_mask"], strict=True):
+            group = group_of(key_uid(key))
+            length = float(mask.sum().item()) if hasattr(mask, "sum") else float("nan")
+            per_group[group].append(
+                {"azr": _row_field(extra, "azr"), "reward": reward_extra_info(extra), "len": length}
+            )
+        out: dict[str, float] = {}
+        sandbox_s = 0.0
+        for task_type in self.azr.task_types:
+            proposals = per_group.get(f"propose.{task_type}", [])
+            solutions = per_group.get(f"solve.{task_type}", [])
+            valid = [p for p in proposals if p["azr"].get("valid")]
+            added = 0
+            for p in valid:
+                task = Task.from_dict(json.loads(p["azr"]["task"]))
+                task.source = "proposed"
+                added += self.buffers[task_type].add(task, step)
+            reasons = Counter(str(p["azr"].get("reason") or "unknown") for p in proposals if not p["azr"].get("valid"))
+            rates = [p["azr"]["solve_rate"] for p in valid if p["azr"].get("solve_rate") is not None]
+            prefix = f"azr/{task_type}"
+            out[f"{prefix}/valid_rate"] = len(valid) / len(proposals) if proposals else float("nan")
+            out[f"{prefix}/learnability"] = mean((p["reward"].get("score", np.nan) for p in valid), np.nan)
+            out[f"{prefix}/solver_acc"] = mean((s["reward"].get("acc", 0.0) for s in solutions), np.nan)
+            out[f"{prefix}/buffer_size"] = float(len(self.buffers[task_type]))
+            out[f"{prefix}/distinct_programs"] = float(self.buffers[task_type].distinct_programs())
+            out[f"{prefix}/added"] = float(added)
+            out[f"{prefix}/solve_rate_mean"] = mean(rates, np.nan)
+            out[f"{prefix}/solve_rate_trivial"] = mean((r in (0.0, 1.0) for r in rates), np.nan)
+            out[f"{prefix}/proposer_response_length"] = mean((p["len"] for p in proposals), np.nan)
+            out[f"{prefix}/solver_response_length"] = mean((s["len"] for s in solutions), np.nan)
+            for reason, count in reasons.items():
+                out[f"{prefix}/rejected/{reason}"] = float(count)
+            sandbox_s += sum(float(p["azr"].get("sandbox_s") or 0.0) for p in proposals)
+        out["azr/sandbox_s"] = sandbox_s
+        return out
+
+    # ------------------------------------------------------------------ seeding phase
+    def _fit_seed_buffers(self) -> None:
+        """Let the model propose (untrained) until every buffer holds ``azr.seed_buffer_size`` tasks."""
+        target, cfg = self.azr.seed_buffer_size, self.azr
+        for round_ in range(cfg.seed_max_rounds):
+            short = [t for t in cfg.task_types if len(self.buffers[t]) < target]
+            if not short:
+                return
+            rows = [self._proposer_row(t) for t in short for _ in range(cfg.propose_per_type)]
+            self.rng.shuffle(rows)
+            keys = self._generate_untrained(self._to_batch(rows), [r["uid"] for r in rows])
+            stats = self.harvest("train", keys, step=0)
+            tq.kv_clear(keys=keys, partition_id="train")
+            sizes = {t: len(self.buffers[t]) for t in cfg.task_types}
+            logger.info(f"AZR seeding round {round_ + 1}: buffer sizes {sizes}; {stats}")
+        for task_type in cfg.task_types:
+            if len(self.buffers[task_type]) < target:
+                logger.warning(
+                    f"AZR seeding stopped after azr.seed_max_rounds={cfg.seed_max_rounds} rounds with "
+                    f"{len(self.buffers[task_type])} < azr.seed_buffer_size={target} {task_type} tasks"
+                )
+        for buffer in self.buffers.values():  # seeded tasks count as seeds of the run (never "latest")
+            for task in buffer.tasks:
+                if task.source == "proposed":
+                    task.source, task.step = "seeding", 0
+
+    def _generate_untrained(self, batch: TensorDict, uids: list[str]) -> list[str]:
+        """Submit ``batch`` to verl's rollout, wait until every uid is done, return the trajectory keys."""
+        self._submit_batch_to_rollout(batch)
+        wanted, deadline = set(uids), time.monotonic() + SEEDING_TIMEOUT_S
+        while True:
+            listing = tq.kv_list(partition_id="train").get("train", {})
+            prompts = {k: t for k, t in listing.items() if k in wanted}
+            if len(prompts) == len(wanted) and all(
+                t.get("status") in ("finished", "failure") for t in prompts.values()
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"AZR seeding: generation did not finish within {SEEDING_TIMEOUT_S:.0f} s")
+            time.sleep(SEEDING_POLL_S)
+        keys = [k for k in listing if k not in wanted and key_uid(k) in wanted]
+        tq.kv_clear(keys=list(wanted), partition_id="train")  # the prompt entries
+        return keys
+
+    def on_train_begin(self) -> None:
+        """verl's hook before the first step (replicas awake): the optional seeding phase, on a fresh run."""
+        super().on_train_begin()
+        if self.azr.seed_buffer_size and self.global_steps <= 1:
+            self._fit_seed_buffers()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_extra_state(self, folder: str) -> None:
+        """The task buffers as JSON lines in ``folder/azr_buffers/``, plus the sampling RNG state."""
+        target = self.buffers.save(folder)
+        (target / "sampler_state.json").write_text(json.dumps({"rng": _rng_state(self.rng), "row": self._row_index}))
+
+    def load_extra_state(self, folder: str) -> None:
+        """Restore the buffers (and sampling RNG) saved by :meth:`save_extra_state`."""
+        if not self.buffers.load(folder):
+            logger.warning(f"No AZR buffers in {folder}: the buffers start from the seed tasks")
+            return
+        state_file = os.path.join(folder, "azr_buffers", "sampler_state.json")
+        if os.path.exists(state_file):
+            state = json.loads(open(state_file).read())
+            self.rng.setstate(_rng_from_json(state["rng"]))
+            self._row_index = int(state["row"])
+        logger.info(f"Restored AZR buffers from {folder}: { {t: len(b) for t, b in self.buffers.items()} }")
+
+
+def _rng_state(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(state: list) -> tuple:
+    return (state[0], tuple(state[1]), state[2])
+
+
+def _check_verl_config(config: DictConfig, azr: AZRConfig) -> None:
+    """Start-up checks of the verl keys AZR depends on (each error names the key)."""
+    if int(config.data.train_batch_size) != azr.batch_size:
+        raise ValueError(
+            f"data.train_batch_size={config.data.train_batch_size} must equal the rows of one AZR step: "
+            f"{len(azr.task_types)} task types x (azr.propose_per_type={azr.propose_per_type} + "
+            f"azr.solve_per_type={azr.solve_per_type}) = {azr.batch_size}"
+        )
+    if int(config.actor_rollout_ref.rollout.n) != 1:
+        raise ValueError(
+            f"actor_rollout_ref.rollout.n={config.actor_rollout_ref.rollout.n}: AZR trains one rollout per row "
+            "(the learnability samples are drawn inside the proposer loop); set it to 1"
+        )
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is not None and filter_groups.get("enable", False):
+        raise ValueError("algorithm.filter_groups.enable=true cannot be used with AZR (groups hold one row)")
+    if config.trainer.get("total_training_steps", None) is None:
+        raise ValueError("trainer.total_training_steps must be set for AZR (it has no dataset epoch)")
+    if config.algorithm.adv_estimator != ADV_ESTIMATOR:
+        logger.warning(
+            f"algorithm.adv_estimator={config.algorithm.adv_estimator}: AZR's Task-Relative REINFORCE++ is "
+            f"{ADV_ESTIMATOR}"
+        )
+
+
+register()
