@@ -16,6 +16,7 @@ from verl_selfplay.pcl.selection import (
     PCLConfig,
     calibration_error,
     check_batch_fits,
+    check_target_range,
     effective_ratio,
     select,
 )
@@ -73,9 +74,23 @@ def test_select_rejects_bad_arguments(args, error):
 # ----------------------------------------------------------------------------------------------- config
 
 
-def test_config_defaults_are_the_papers():
+def test_config_defaults_fit_a_pass_rate():
+    """k = 4 and tau = 0.5 are PCL's; the embedding value model is ours. V predicts a pass rate (PCL's p(x) for a
+    binary reward), so the default metric is the 0/1 ``acc``, inside the (0, 1) range of the default sigmoid head,
+    not the trajectory reward (0..2 under the default r1 scheme)."""
     cfg = PCLConfig.from_mapping(None)
-    assert (cfg.enable, cfg.k, cfg.tau, cfg.value_model, cfg.metric) == (True, 4, 0.5, "embedding", "reward")
+    assert (cfg.enable, cfg.k, cfg.tau, cfg.value_model, cfg.metric) == (True, 4, 0.5, "embedding", "acc")
+    assert cfg.bounded
+    check_target_range(cfg.metric, cfg.bounded, 0.0, 1.0, "0/1 acc")
+
+
+def test_bounded_head_refuses_targets_outside_0_1_naming_pcl_metric():
+    with pytest.raises(ValueError, match=r"pcl\.metric='reward' takes values in \[0, 2\]"):
+        check_target_range("reward", True, 0.0, 2.0, "scheme r1")
+    with pytest.raises(ValueError, match=r"pcl\.metric='acc' takes values in \[-0\.5, 1\]"):
+        check_target_range("acc", True, -0.5, 1.0, "observed")
+    check_target_range("reward", False, -3.0, 3.0, "unbounded head")
+    assert not PCLConfig.from_mapping({"value_model_kwargs": {"bounded": False}}).bounded
 
 
 @pytest.mark.parametrize(

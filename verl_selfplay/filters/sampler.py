@@ -72,6 +72,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.skip import SkipManager
 
 import reward_fns
+from verl_selfplay.common.scored_groups import ScoredGroups
 from verl_selfplay.common.trajectories import (
     clear_keys,
     final_keys,
@@ -163,6 +164,8 @@ class GroupFilterSampler(ReplayBuffer):
         else:
             plain = dict(sampler_kwargs or {})
         self.options = SamplerOptions.from_mapping(plain)  # type: ignore[arg-type]
+        # every judged group's values of the metrics a consumer watches (PCL), recorded before any eviction
+        self.scored_groups = ScoredGroups()
         self.root_config = _root_config(sampler_kwargs)
         super().__init__(
             trainer_mode=trainer_mode,
@@ -239,6 +242,9 @@ class GroupFilterSampler(ReplayBuffer):
         fields = ["data_source", "extra_fields"] if vote.enable else []
         if acc is not None and reward_field(acc.metric) not in fields:
             fields.append(reward_field(acc.metric))
+        for watched in sorted(self.scored_groups.metrics):
+            if reward_field(watched) not in fields:
+                fields.append(reward_field(watched))
         keys = [k for g in groups for k in g.final_keys]
         data = read_fields(partition_id, keys, fields)
         i = 0
@@ -317,6 +323,10 @@ class GroupFilterSampler(ReplayBuffer):
         for g in groups:
             to_evict_keys += self._relabel(g, vote_stats)
             self._metric_values(g)
+            self.scored_groups.record(
+                g.uid,
+                {m: [metric_value(row.get(reward_field(m)), m) for row in g.rows] for m in self.scored_groups.metrics},
+            )
             verdicts[g.uid] = decide_group(
                 self.options, g.metric, g.response_lens, max_response_length=self.max_response_length
             )

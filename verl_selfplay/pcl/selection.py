@@ -9,6 +9,7 @@ This module is pure Python + NumPy (no torch, verl or Ray) so that every rule he
 
 - :func:`select`: the ``m`` candidates closest to ``tau``, ties broken by candidate position;
 - :class:`PCLConfig`: the ``+pcl.*`` config namespace, validated at start-up with errors that name the key;
+- :func:`check_target_range`: refuses a value model bounded to (0, 1) fitted to a metric that leaves [0, 1];
 - :class:`CandidatePool`: a checkpointable ring over the training set from which each step takes its candidates;
   unselected candidates stay in it and are scored again on the next lap instead of being dropped;
 - :func:`effective_ratio`, :func:`calibration_error`: the step metrics.
@@ -32,6 +33,7 @@ __all__ = [
     "PCLConfig",
     "calibration_error",
     "check_batch_fits",
+    "check_target_range",
     "effective_ratio",
     "select",
 ]
@@ -105,9 +107,11 @@ class PCLConfig:
     - ``tau``: target predicted reward (pass rate) in [0, 1].
     - ``value_model``: ``embedding`` (frozen sentence encoder + online head, CPU) or ``llm``.
     - ``value_model_kwargs``: options for :func:`verl_selfplay.pcl.value_model.build_value_model`.
-    - ``metric``: what V is fitted to: ``reward`` (the trajectory reward, verl's ``rm_scores``) or the name of
-      a ``reward_extra_info`` key such as ``acc``; use a key whose per-trajectory value is 0/1 when the reward
-      itself is not (e.g. Logic-RL's 3/-0.5/-1/-3 scores).
+    - ``metric``: what V is fitted to, per prompt the mean over its rollouts: a ``reward_extra_info`` key
+      (default ``acc``, the 0/1 correctness every ``reward_fns`` scorer returns, so V predicts a pass rate as in
+      PCL, where V(x) estimates p(x) = E[r(x, y)] for a binary r) or ``reward`` (the trajectory reward, verl's
+      ``rm_scores``; under ``reward_fns``' schemes it leaves [0, 1], e.g. 0..2 under ``r1``, so it needs
+      ``pcl.value_model_kwargs.bounded=false``; see :func:`check_target_range`).
     - ``seed``: shuffling seed of the candidate pool (default: ``data.seed``, else 1 like verl's sampler).
 
     >>> PCLConfig.from_mapping({"k": 2, "tau": 0.3}).k
@@ -123,8 +127,13 @@ class PCLConfig:
     tau: float = DEFAULT_TAU
     value_model: str = "embedding"
     value_model_kwargs: dict[str, Any] = field(default_factory=dict)
-    metric: str = "reward"
+    metric: str = "acc"
     seed: int | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the value model's output is squashed to (0, 1) (``pcl.value_model_kwargs.bounded``, default on)."""
+        return bool(self.value_model_kwargs.get("bounded", True))
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> PCLConfig:
@@ -164,6 +173,28 @@ class PCLConfig:
             value_model_kwargs=dict(kwargs),
             metric=metric,
             seed=None if seed is None else int(seed),
+        )
+
+
+def check_target_range(metric: str, bounded: bool, low: float, high: float, source: str) -> None:
+    """Refuse fitting a value model bounded to (0, 1) to ``metric`` values in ``[low, high]`` outside [0, 1].
+
+    Such a head can never reach the targets, so its predictions saturate and PCL's selection around ``tau``
+    (a pass rate) means nothing. ``source`` says how the range is known (the reward scheme at start-up, or
+    the rewards observed at a step).
+
+    >>> check_target_range("acc", True, 0.0, 1.0, "observed")
+    >>> check_target_range("reward", False, 0.0, 2.0, "observed")
+    >>> check_target_range("reward", True, 0.0, 2.0, "scheme r1")
+    Traceback (most recent call last):
+    ...
+    ValueError: pcl.metric='reward' takes values in [0, 2] (scheme r1), outside the (0, 1) range of the value model's sigmoid head; set pcl.metric=acc (a 0/1 pass-rate key of reward_extra_info) or +pcl.value_model_kwargs.bounded=false
+    """
+    if bounded and (low < 0.0 or high > 1.0):
+        raise ValueError(
+            f"pcl.metric={metric!r} takes values in [{low:g}, {high:g}] ({source}), outside the (0, 1) range of "
+            "the value model's sigmoid head; set pcl.metric=acc (a 0/1 pass-rate key of reward_extra_info) or "
+            "+pcl.value_model_kwargs.bounded=false"
         )
 
 

