@@ -17,6 +17,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _config import compose_verl
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 MAIN_MODULE = "verl.trainer.main_ppo"
@@ -94,28 +96,6 @@ def capture(script: Path, *extra_args: str, env: dict[str, str] | None = None, t
     return [_parse(c["argv"], c["cwd"]) for c in calls if c["argv"][:2] == ["-m", MAIN_MODULE]]
 
 
-def verl_config_dir() -> str:
-    """verl's own trainer config folder (what ``main_ppo``'s ``@hydra.main(config_path="config")`` uses)."""
-    import verl.trainer.main_ppo as main_ppo
-
-    return str(Path(main_ppo.__file__).parent / "config")
-
-
 def compose(call: RecipeCall):
     """verl's composed trainer config for ``call`` (raises on any unknown key or bad override)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir, initialize_config_module
-
-    if call.config_path and call.config_path.startswith("pkg://"):
-        context = initialize_config_module(
-            config_module=call.config_path[len("pkg://") :].replace("/", "."), version_base=None
-        )
-    else:
-        config_dir = verl_config_dir()
-        if call.config_path:
-            path = Path(call.config_path)
-            # Hydra resolves a relative --config-path against the file declaring @hydra.main (main_ppo.py)
-            config_dir = str(path if path.is_absolute() else (Path(verl_config_dir()).parent / path).resolve())
-        context = initialize_config_dir(config_dir=config_dir, version_base=None)
-    with context:
-        return hydra_compose(config_name=call.config_name, overrides=list(call.overrides))
+    return compose_verl(call.overrides, config_name=call.config_name, config_path=call.config_path)

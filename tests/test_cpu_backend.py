@@ -194,24 +194,24 @@ def test_generation_stops_at_eos_and_budget(lm):
 @pytest.fixture
 def composed(tiny_dir):
     """The CPU preset composed with verl's real config, resolved as verl's TaskRunner resolves it."""
-    from hydra import compose, initialize_config_module
+    from _config import compose_verl
     from omegaconf import OmegaConf
 
-    with initialize_config_module("verl_selfplay.config", version_base=None):
-        cfg = compose(
-            "cpu",
-            overrides=[
-                f"actor_rollout_ref.model.path={tiny_dir / 'model'}",
-                "data.max_prompt_length=32",
-                "data.max_response_length=16",
-                "data.train_batch_size=8",
-                "actor_rollout_ref.actor.ppo_mini_batch_size=8",
-                "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-                "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-                "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
-                "algorithm.adv_estimator=grpo",
-            ],
-        )
+    cfg = compose_verl(
+        config_name="cpu",
+        config_path="pkg://verl_selfplay.config",
+        overrides=[
+            f"actor_rollout_ref.model.path={tiny_dir / 'model'}",
+            "data.max_prompt_length=32",
+            "data.max_response_length=16",
+            "data.train_batch_size=8",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+            "algorithm.adv_estimator=grpo",
+        ],
+    )
     OmegaConf.resolve(cfg)
     return cfg
 

@@ -72,12 +72,9 @@ def kk_dir(tmp_path_factory):
 
 
 def _data_config(overrides):
-    import verl.trainer.main_ppo as main_ppo
-    from hydra import compose, initialize_config_dir
+    from _config import compose_verl
 
-    config_dir = os.path.join(os.path.dirname(main_ppo.__file__), "config")
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        return compose(config_name="ppo_trainer", overrides=overrides).data
+    return compose_verl(overrides).data
 
 
 def test_knights_knaves_rows_are_unique_solvable_and_ordered(kk_dir):

@@ -79,41 +79,34 @@ def workdir(tmp_path_factory):
 
 def compose(workdir, *extra: str):
     """verl's real ppo_trainer config with this test's overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from verl.trainer import main_ppo
+    from _config import compose_verl
 
-    config_dir = os.path.join(os.path.dirname(main_ppo.__file__), "config")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        return hydra_compose(
-            config_name="ppo_trainer",
-            overrides=[
-                f"actor_rollout_ref.model.path={workdir / 'model'}",
-                "actor_rollout_ref.rollout.name=vllm",
-                f"actor_rollout_ref.rollout.n={N_ROLLOUT}",
-                f"actor_rollout_ref.actor.ppo_mini_batch_size={M}",
-                "actor_rollout_ref.actor.use_kl_loss=False",
-                f"data.train_files={workdir / 'train.parquet'}",
-                f"data.val_files={workdir / 'val.parquet'}",
-                f"data.train_batch_size={M}",
-                "data.max_prompt_length=512",
-                "data.dataloader_num_workers=0",
-                "algorithm.adv_estimator=grpo",
-                "algorithm.rollout_correction.bypass_mode=True",
-                "trainer.v1.trainer_mode=pcl",
-                "trainer.device=cpu",
-                "trainer.logger=[console]",
-                "trainer.val_before_train=False",
-                "trainer.test_freq=-1",
-                f"trainer.default_local_dir={workdir / 'ckpt'}",
-                "+pcl.k=3",
-                "+pcl.metric=acc",
-                "+pcl.value_model_kwargs.max_seq_length=64",
-                *extra,
-            ],
-        )
+    return compose_verl(
+        overrides=[
+            f"actor_rollout_ref.model.path={workdir / 'model'}",
+            "actor_rollout_ref.rollout.name=vllm",
+            f"actor_rollout_ref.rollout.n={N_ROLLOUT}",
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={M}",
+            "actor_rollout_ref.actor.use_kl_loss=False",
+            f"data.train_files={workdir / 'train.parquet'}",
+            f"data.val_files={workdir / 'val.parquet'}",
+            f"data.train_batch_size={M}",
+            "data.max_prompt_length=512",
+            "data.dataloader_num_workers=0",
+            "algorithm.adv_estimator=grpo",
+            "algorithm.rollout_correction.bypass_mode=True",
+            "trainer.v1.trainer_mode=pcl",
+            "trainer.device=cpu",
+            "trainer.logger=[console]",
+            "trainer.val_before_train=False",
+            "trainer.test_freq=-1",
+            f"trainer.default_local_dir={workdir / 'ckpt'}",
+            "+pcl.k=3",
+            "+pcl.metric=acc",
+            "+pcl.value_model_kwargs.max_seq_length=64",
+            *extra,
+        ],
+    )
 
 
 class FakeAgentLoopManager:
