@@ -59,6 +59,7 @@ internals); the TransferQueue field layout is read and written through :mod:`ver
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -72,6 +73,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.skip import SkipManager
 
 import reward_fns
+from reward_fns.vote import EVAL_GROUND_TRUTH_KEY
 from verl_selfplay.common.trajectories import (
     clear_keys,
     final_keys,
@@ -92,7 +94,7 @@ from verl_selfplay.filters.pipeline import (
     decide_group,
     refill_prompts,
 )
-from verl_selfplay.ttrl.relabel import VoteStats, relabel_group
+from verl_selfplay.ttrl.relabel import VoteStats, relabel_group, true_label
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
@@ -194,6 +196,8 @@ class GroupFilterSampler(ReplayBuffer):
         train_n = self.options.vote.train_n
         if train_n is not None and isinstance(n, int) and train_n >= n:
             logger.warning("%s.vote.train_n=%s >= rollout.n=%s: every rollout is trained on", CONFIG_PREFIX, train_n, n)
+        self._warned_invalid_metric: set[str] = set()  # data sources already warned about, once each
+        self._warned_gold_in_ground_truth = False
         logger.info("GroupFilterSampler: filters=%s, vote=%s", self.options.filters, self.options.vote)
 
     # ------------------------------------------------------------------ config helpers
@@ -236,7 +240,7 @@ class GroupFilterSampler(ReplayBuffer):
                 keys_by_uid[uid].append(key)
         groups = [_Group(uid, keys_by_uid.get(uid, []), partition) for uid in uids]
         acc, vote = self.options.acc, self.options.vote
-        fields = ["data_source", "extra_fields"] if vote.enable else []
+        fields = ["data_source", "extra_fields"] if vote.enable else ["data_source"]
         if acc is not None and reward_field(acc.metric) not in fields:
             fields.append(reward_field(acc.metric))
         keys = [k for g in groups for k in g.final_keys]
@@ -265,34 +269,67 @@ class GroupFilterSampler(ReplayBuffer):
         vote = self.options.vote
         return bool(vote.enable and group.rows and str(group.rows[0].get("data_source") or "") in vote.data_sources)
 
-    def _relabel(self, group: _Group, vote_stats: VoteStats) -> list[str]:
+    def _eval_truth(self, group: _Group) -> Any:
+        """A ``vote`` row's true answer, for the agreement metrics only (never the reward)."""
+        extra_info = group.rows[0].get("extra_info")
+        truth = extra_info.get(EVAL_GROUND_TRUTH_KEY) if isinstance(extra_info, Mapping) else None
+        reward_model = group.rows[0].get("reward_model")
+        gold = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
+        if truth is None and true_label(gold) and not self._warned_gold_in_ground_truth:
+            self._warned_gold_in_ground_truth = True
+            logger.warning(
+                "GroupFilterSampler: 'vote' rows carry reward_model.ground_truth=%r, which is ignored (a vote row is "
+                "never scored against a gold answer). To log training/vote/label_agreement and true_acc, keep the "
+                "true answer in extra_info.%s instead (python -m verl_selfplay.data.math --data-source vote does).",
+                gold,
+                EVAL_GROUND_TRUTH_KEY,
+            )
+        return truth
+
+    def _relabel(self, partition_id: str, group: _Group, vote_stats: VoteStats) -> list[str]:
         """Majority-vote relabelling of a ``vote`` group; returns trajectory keys dropped by ``train_n``."""
         vote = self.options.vote
         if not self._is_vote_group(group):
             return []
         data_source = str(group.rows[0]["data_source"])
         infos = [reward_extra_info(row.get("extra_fields")) for row in group.rows]
+        missing = [k for k in ("pred", "format_ok") if any(k not in info for info in infos)]
+        if missing:
+            have = sorted(next((info for info in infos if any(k not in info for k in missing)), {}))
+            raise RuntimeError(
+                f"GroupFilterSampler: vote relabelling of data source {data_source!r} needs the reward function to "
+                f"report {', '.join(repr(k) for k in missing)} (the extracted answer and the format verdict of each "
+                f"rollout) in reward_extra_info, but the rollouts of prompt {group.uid} lack it (the reward "
+                f"function's keys: {have}). Use reward_fns.compute_score (it reports pred and format_ok), return "
+                f"those keys from your reward function, or leave {data_source!r} out of {CONFIG_PREFIX}.vote.data_sources."
+            )
         extra_info = group.rows[0].get("extra_info")
-        reward_model = group.rows[0].get("reward_model")
-        truth = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
         outcome = relabel_group(
-            [info.get("pred", "") for info in infos],
-            [bool(info.get("format_ok", False)) for info in infos],
+            [info["pred"] for info in infos],
+            [bool(info["format_ok"]) for info in infos],
             self._vote_scheme(data_source, extra_info),
-            ground_truth=truth,
+            eval_ground_truth=self._eval_truth(group),
         )
-        true_accs = [float(info.get("acc", 0.0)) for info in infos]
-        vote_stats.record(outcome, true_accs)
+        vote_stats.record(outcome)
+        # verl gives every output of a session the final output's reward (agent_loop_tq.py,
+        # _agent_loop_postprocess): reward_score and extra_fields["reward_extra_info"]; the rest of each
+        # output's extra_fields is its own, so read the earlier outputs' extra_fields and keep them
+        earlier = [k for keys in group.session_keys for k in keys[:-1]]
+        earlier_fields = read_fields(partition_id, earlier, ["extra_fields"])["extra_fields"]
+        own_fields = dict(zip(earlier, earlier_fields, strict=True))
         for s, info in enumerate(infos):
-            new_info = {**info, "acc": outcome.accs[s], "score": outcome.scores[s]}
-            extra_fields = with_reward_extra_info(group.rows[s].get("extra_fields"), new_info)
-            group.rows[s]["extra_fields"] = extra_fields
+            # the reward function's error said the row had no label; the vote gave it one
+            new_info = {**info, "acc": outcome.accs[s], "score": outcome.scores[s], "error": ""}
             for key in group.session_keys[s]:
+                final = key == group.final_keys[s]
+                own = group.rows[s].get("extra_fields") if final else own_fields[key]
+                extra_fields = with_reward_extra_info(own, new_info)
                 length = max(1, int(group.tags[key].get("response_len", 1)))
                 rm_scores = torch.zeros(length, dtype=torch.float32)
                 rm_scores[-1] = outcome.scores[s]
                 group.rewrites.setdefault(key, {}).update({"rm_scores": rm_scores, "extra_fields": extra_fields})
-                if key == group.final_keys[s]:
+                if final:
+                    group.rows[s]["extra_fields"] = extra_fields
                     group.rows[s]["rm_scores"] = rm_scores  # what the acc filter's "reward" metric reads
         if vote.train_n is not None and len(group.final_keys) > vote.train_n:
             dropped = group.drop_sessions_from(vote.train_n)
@@ -315,7 +352,7 @@ class GroupFilterSampler(ReplayBuffer):
         verdicts: dict[str, GroupVerdict] = {}
         to_evict_keys: list[str] = []
         for g in groups:
-            to_evict_keys += self._relabel(g, vote_stats)
+            to_evict_keys += self._relabel(partition_id, g, vote_stats)
             self._metric_values(g)
             verdicts[g.uid] = decide_group(
                 self.options, g.metric, g.response_lens, max_response_length=self.max_response_length
@@ -327,6 +364,8 @@ class GroupFilterSampler(ReplayBuffer):
                     f"{self.options.acc.metric!r} in reward_extra_info (it has: {available}). Return it from the "
                     f"reward function, or set {CONFIG_PREFIX}.acc.metric to one of those keys or 'reward'."
                 )
+            if verdicts[g.uid].reason == "invalid_metric":
+                self._warn_invalid_metric(g)
         provisional = [g for g in groups if verdicts[g.uid].provisional]
         if provisional:
             keys = [k for g in provisional for k in g.final_keys]
@@ -360,6 +399,26 @@ class GroupFilterSampler(ReplayBuffer):
         self._evict_keys(partition_id, to_evict_keys)
         self._clear_groups(partition_id, rejected_uids)
         write_fields(partition_id, rewrites)
+
+    def _warn_invalid_metric(self, group: _Group) -> None:
+        """Warn once per data source that its reward function reports a metric that is not a finite number."""
+        data_source = str(group.rows[0].get("data_source") or "") if group.rows else ""
+        if data_source in self._warned_invalid_metric:
+            return
+        self._warned_invalid_metric.add(data_source)
+        bad = [v for v in group.metric if v is not None and not math.isfinite(v)]
+        logger.warning(
+            "GroupFilterSampler: the acc-filter metric %r of data source %r is not a finite number (%s in %d of %d "
+            "rollouts of prompt %s). Such groups are rejected as invalid_metric "
+            "(training/group_filter/groups_rejected/invalid_metric), not as acc_too_low; fix the reward function "
+            "of that data source. This warning is shown once per data source.",
+            self.options.acc.metric if self.options.acc else None,
+            data_source or None,
+            bad[0] if bad else "nan",
+            len(bad),
+            len(group.metric),
+            group.uid,
+        )
 
     # ------------------------------------------------------------------ sampling
 
