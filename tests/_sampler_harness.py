@@ -3,8 +3,9 @@
 - The sampler is built by verl's own ``PPOTrainer._build_replay_buffer`` from verl's composed Hydra config
   (``ppo_trainer`` + our overrides), with the trainer's ``refill_fn`` replaced by a scripted generator.
 - TransferQueue is the real one: :func:`real_tq` starts Ray plus TransferQueue's controller and one storage unit
-  in this process (about 30 s on a loaded 2-core machine), once per test module (the ``tq`` fixtures), and
-  :func:`clear` empties its partitions between tests. :class:`Store` passes every call through to it; it only
+  in this process (about 20-30 s on a loaded 2-core machine). The test modules' ``tq`` fixtures (module scope)
+  take it from :func:`shared_tq`, so it starts once per pytest process and stops at exit; :func:`clear` empties
+  its partitions after each test. :class:`Store` passes every call through to it; it only
   records the ``select_fields`` of each ``kv_batch_get`` and runs an optional hook on each ``kv_list`` (to make a
   prompt group finish while the sampler polls).
 - Trajectories are written to TransferQueue exactly as verl's ``AgentLoopWorkerTQ._agent_loop_postprocess``
@@ -21,6 +22,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +59,18 @@ def real_tq() -> Iterator[Any]:
         with contextlib.suppress(Exception):
             tq.close()
         ray.shutdown()
+
+
+_SHARED: list[Any] = []
+
+
+def shared_tq() -> Any:
+    """:func:`real_tq`, started on first use and shared by every test module of this process; stopped at exit."""
+    if not _SHARED:
+        context = real_tq()
+        _SHARED.append(context.__enter__())
+        atexit.register(context.__exit__, None, None, None)
+    return _SHARED[0]
 
 
 class Store:

@@ -22,7 +22,7 @@ from _sampler_harness import (
     compose_config,
     compute_advantages,
     patched_store,
-    real_tq,
+    shared_tq,
     submit,
 )
 from hypothesis import given, settings
@@ -155,8 +155,7 @@ def test_refill_size_is_bounded_and_chunked(deficit, generated, kept, granularit
 
 @pytest.fixture(scope="module")
 def tq():
-    with real_tq() as t:
-        yield t
+    return shared_tq()  # Ray + the real TransferQueue, started once per pytest process
 
 
 @pytest.fixture

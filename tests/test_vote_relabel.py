@@ -22,7 +22,7 @@ from _sampler_harness import (
     compose_config,
     compute_advantages,
     patched_store,
-    real_tq,
+    shared_tq,
     submit,
 )
 
@@ -93,8 +93,7 @@ def test_vote_stats_report_agreement_only_for_labelled_groups():
 
 @pytest.fixture(scope="module")
 def tq():
-    with real_tq() as t:
-        yield t
+    return shared_tq()  # Ray + the real TransferQueue, started once per pytest process
 
 
 @pytest.fixture

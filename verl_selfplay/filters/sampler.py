@@ -23,7 +23,8 @@ This class is that subclass; select it with::
 ``repetition.level``            ``sample`` or ``group``
 ``repetition.n``                n-gram size in tokens (10)
 ``repetition.threshold``        fail when the repeated n-gram ratio exceeds this (0.5)
-``vote.enable``                 relabel groups of ``vote.data_sources`` by majority vote (true)
+``vote.enable``                 relabel groups of ``vote.data_sources`` by majority vote (true); without
+                                it a ``vote`` row keeps the failure score ``reward_fns.vote`` gives it
 ``vote.data_sources``           data sources to relabel (``[vote]``)
 ``vote.train_n``                train on the first ``train_n`` rollouts of a voted group (null: all)
 ``max_extra_gen_rounds``        cap on refill rounds per step (9); a warning when it is hit
@@ -42,10 +43,37 @@ fresh prompts through the trainer's ``refill_fn`` (sized by the observed keep ra
 returns an empty batch: at the cap it warns and trains on the kept groups, or raises a
 ``RuntimeError`` naming the knobs when nothing was kept (or ``on_exhausted=error``).
 
+Majority-vote relabelling re-scores each rollout from the ``pred`` and ``format_ok`` keys the reward
+function put in ``reward_extra_info`` (``reward_fns.compute_score`` always does); a reward function
+without them fails the first step with a ``RuntimeError`` naming the missing keys and the ones it has.
+Only the reward fields are rewritten (``rm_scores`` and ``extra_fields["reward_extra_info"]``, on every
+output of a multi-output session, as verl's agent loop writes them); each output keeps the rest of its
+``extra_fields``. A row's true answer is read from ``extra_info["eval_ground_truth"]`` and feeds only
+the agreement metrics; ``reward_model.ground_truth`` of a ``vote`` row is ignored (a warning says so).
+An acc-filter metric that is not a finite number (a reward-function bug) rejects its group as
+``invalid_metric``, never as ``acc_too_low``, with one warning per data source.
+
 The sampler's metrics reach verl's tracker through ``sample()``'s returned metrics dict (the trainer
-merges it into the step's metrics): ``training/group_filter/*`` (groups generated / kept / trained /
-surplus, rejected by reason, samples masked, generation rounds) and ``training/vote/*`` (groups,
-majority ratio, pseudo-label accuracy, agreement with the true label when the row has one).
+merges it into the step's metrics):
+
+======================================================  ====================================================
+``training/group_filter/groups_generated|kept``         prompt groups judged / kept this step
+``training/group_filter/groups_trained|surplus``        kept groups trained on / discarded beyond the batch
+``training/group_filter/keep_rate``                     kept / generated
+``training/group_filter/gen_rounds``, ``round_cap_hit``  generation rounds; 1.0 when the cap was reached
+``training/group_filter/groups_rejected/<reason>``      always present for every reason: ``rollout_failure``,
+                                                        ``invalid_metric``, ``acc_too_low``, ``acc_too_high``,
+                                                        ``length``, ``repetition``
+``training/group_filter/samples_masked/<filter>``       rollouts whose loss mask was zeroed (length, repetition)
+``training/group_filter/group_metric_mean/<which>``     mean acc-filter metric of the ``generated`` / ``kept``
+                                                        groups (groups with an invalid metric left out)
+``training/vote/groups``, ``no_answer_groups``          groups relabelled; of them, groups with no answer
+``training/vote/majority_ratio``, ``pseudo_acc``        votes for the label / rollouts; accuracy vs the label
+``training/vote/dropped_rollouts``                      rollouts left out by ``vote.train_n``
+``training/vote/labelled_groups``                       groups with ``extra_info["eval_ground_truth"]``
+``training/vote/label_agreement``, ``true_acc``         only with labelled groups: pseudo-label equals the
+                                                        true answer; rollouts' accuracy vs the true answer
+======================================================  ====================================================
 
 Why here and not in a trainer subclass: the relabelled reward must exist before advantages are
 computed, and the sampler is the last place that sees whole groups before the trainer reads
@@ -301,7 +329,8 @@ class GroupFilterSampler(ReplayBuffer):
                 f"report {', '.join(repr(k) for k in missing)} (the extracted answer and the format verdict of each "
                 f"rollout) in reward_extra_info, but the rollouts of prompt {group.uid} lack it (the reward "
                 f"function's keys: {have}). Use reward_fns.compute_score (it reports pred and format_ok), return "
-                f"those keys from your reward function, or leave {data_source!r} out of {CONFIG_PREFIX}.vote.data_sources."
+                f"those keys from your reward function, or leave {data_source!r} out of "
+                f"{CONFIG_PREFIX}.vote.data_sources."
             )
         extra_info = group.rows[0].get("extra_info")
         outcome = relabel_group(
