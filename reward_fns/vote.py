@@ -3,8 +3,16 @@ r"""Majority vote over the answers of a group of rollouts (TTRL, Zuo et al. 2025
 TTRL has no gold answer: the most frequent answer among a prompt's rollouts becomes the pseudo-label and
 each rollout scores 1 if it matches. The reference implementation (PRIME-RL/TTRL) votes on exact
 strings, so ``0.5`` and ``1/2`` split the vote; :func:`majority` groups answers that math-verify calls
-equal first. The ``vote`` data source (:func:`score`) scores a response against
-``extra_info["majority_label"]``, which whoever ran the vote wrote into the row.
+equal first.
+
+The ``vote`` data source (:func:`score`) scores a response against ``extra_info["majority_label"]`` only.
+A ``vote`` row is never scored against a gold answer: its ``ground_truth`` is ignored, and a true answer,
+if the row has one, lives in ``extra_info["eval_ground_truth"]`` (:data:`EVAL_GROUND_TRUTH_KEY`), which
+only the agreement metrics read (``training/vote/label_agreement`` and ``training/vote/true_acc``, logged
+by verl_selfplay's vote relabelling). Without a majority label the response gets the failure score and
+an ``error`` saying that vote relabelling did not run: inside verl the label comes from
+``verl_selfplay.filters.sampler.GroupFilterSampler``, which re-scores every rollout of a ``vote`` group
+after the vote.
 
 >>> majority(["1/2", "0.5", "3", r"\frac{1}{2}", "3", None])
 ('1/2', 3)
@@ -18,8 +26,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from reward_fns import math as math_fns
+from reward_fns import schemes
 
-__all__ = ["majority", "score"]
+__all__ = ["EVAL_GROUND_TRUTH_KEY", "MAJORITY_LABEL_KEY", "NO_LABEL_ERROR", "majority", "score"]
+
+MAJORITY_LABEL_KEY = "majority_label"  # extra_info key of the pseudo-label a vote produced
+EVAL_GROUND_TRUTH_KEY = "eval_ground_truth"  # extra_info key of a vote row's true answer: metrics only, never reward
+NO_LABEL_ERROR = (
+    "no majority_label in extra_info: a 'vote' row is scored only against the majority vote of its group, and "
+    "vote relabelling is not on for it. Turn it on with "
+    "trainer.v1.sampler.custom_sampler.path=pkg://verl_selfplay.filters.sampler "
+    "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler "
+    "(+trainer.v1.sampler.sampler_kwargs.vote.enable=true and 'vote' in vote.data_sources, the defaults)"
+)
 
 
 def majority(answers: Sequence[str | None], *, timeout_s: float = math_fns.DEFAULT_TIMEOUT_S) -> tuple[str | None, int]:
@@ -66,21 +85,23 @@ def score(
 ) -> dict[str, Any]:
     r"""The ``vote`` scorer: the response's answer against the group's majority label.
 
-    The label is ``extra_info["majority_label"]`` when present and non-empty, else ``ground_truth``.
-    With neither, the response is scored as wrong (its format still counts) and ``error`` says why.
-    A ``ground_truth`` that is not a string or number raises ``TypeError`` (the failure score in
-    :func:`reward_fns.compute_score`). Other keyword arguments verl passes are ignored.
+    The label is ``extra_info["majority_label"]``. ``ground_truth`` is ignored, whatever it holds: a
+    ``vote`` row must never be scored against a gold answer by accident (keep a true answer in
+    ``extra_info["eval_ground_truth"]``, for the metrics). Without a label (absent or empty) the result
+    has the scheme's failure score (:func:`reward_fns.schemes.failure_score`), ``acc`` 0 and
+    :data:`NO_LABEL_ERROR` as ``error``; ``pred`` and ``format_ok`` still report the response, since
+    vote relabelling re-scores from them. Other keyword arguments verl passes are ignored.
 
     >>> r = score(r"<think>x</think><answer>\boxed{2}</answer>", "7", {"majority_label": "2"}, "r1")
     >>> r["score"], r["acc"]
     (2.0, 1.0)
-    >>> r = score(r"<think>x</think><answer>\boxed{2}</answer>", None, {}, "r1")
-    >>> r["score"], r["error"]
-    (1.0, 'no label: extra_info has no majority_label and ground_truth is empty')
+    >>> r = score(r"<think>x</think><answer>\boxed{7}</answer>", "7", {}, "r1")   # the gold "7" is not used
+    >>> r["score"], r["acc"], r["pred"], r["format_ok"], r["error"].startswith("no majority_label")
+    (0.0, 0.0, '7', True, True)
     """
-    label = (extra_info or {}).get("majority_label")
-    if label is None or (isinstance(label, str) and not label.strip()):
-        label = ground_truth
+    label = (extra_info or {}).get(MAJORITY_LABEL_KEY)
     gold = "" if label is None else math_fns.gold_text(label)
-    error = "" if gold else "no label: extra_info has no majority_label and ground_truth is empty"
-    return math_fns.score_answer(solution_str, gold, scheme, timeout_s=timeout_s, error=error)
+    if gold:
+        return math_fns.score_answer(solution_str, gold, scheme, timeout_s=timeout_s)
+    result = math_fns.score_answer(solution_str, "", scheme, timeout_s=timeout_s, error=NO_LABEL_ERROR)
+    return {**result, "score": schemes.failure_score(scheme), "acc": 0.0}

@@ -198,8 +198,19 @@ def test_math_cli_writes_ttrl_vote_and_test_splits(tmp_path):
     train = pd.read_parquet(tmp_path / "o" / "train.parquet")
     test = pd.read_parquet(tmp_path / "o" / "test.parquet")
     assert set(train["data_source"]) == {"vote"} and len(train) == 2  # vote rows need no label
-    assert list(train["reward_model"].map(lambda r: r["ground_truth"])) == ["5", ""]
+    # and never carry a gold answer a reward function would score against: it is kept for the metrics only
+    assert list(train["reward_model"].map(lambda r: r["ground_truth"])) == ["", ""]
+    assert [e["eval_ground_truth"] for e in train["extra_info"]] == ["5", ""]
+    row = train.iloc[0]
+    r = reward_fns.compute_score(
+        row["data_source"],
+        "<think>x</think><answer>\\boxed{5}</answer>",
+        row["reward_model"]["ground_truth"],
+        dict(row["extra_info"]),
+    )
+    assert r["acc"] == 0.0 and "vote relabelling is not on" in r["error"]
     assert set(test["data_source"]) == {"math"} and len(test) == 1  # evaluation rows do
+    assert test.iloc[0]["reward_model"]["ground_truth"] == "5"
     assert "row 1 skipped: missing answer" in proc.stderr
 
 

@@ -53,21 +53,17 @@ def test_vote_scores_against_the_majority_label():
     assert (r["acc"], r["score"]) == (0.0, -0.5)
 
 
-@pytest.mark.parametrize("extra", [{}, {"majority_label": ""}, {"majority_label": None}, None])
-def test_vote_falls_back_to_ground_truth(extra):
-    assert compute_score("vote", R1 % "6", "6", extra)["acc"] == 1.0
-
-
-@pytest.mark.parametrize("truth", [None, "", "   "])
-def test_vote_without_any_label_is_wrong_with_an_error(truth):
-    r = compute_score("vote", R1 % "6", truth, {}, scheme="simplerl")
-    assert (r["acc"], r["score"], r["format_ok"]) == (0.0, -0.5, True)
-    assert "majority_label" in r["error"]
-
-
-def test_vote_with_a_malformed_ground_truth_and_no_label_is_the_failure_score():
-    r = compute_score("vote", R1 % "6", ["6"], {}, scheme="logicrl")
-    assert r["score"] == failure_score("logicrl") and "ground_truth" in r["error"]
+@pytest.mark.parametrize(
+    "extra", [{}, {"majority_label": ""}, {"majority_label": None}, None, {"eval_ground_truth": "6"}]
+)
+@pytest.mark.parametrize("truth", ["6", 6, None, "", ["6"]])
+@pytest.mark.parametrize("scheme", ["r1", "simplerl", "logicrl"])
+def test_vote_is_never_scored_against_a_gold_answer(extra, truth, scheme):
+    # the response's answer equals every gold the row holds; without a majority label it still earns nothing
+    r = compute_score("vote", R1 % "6", truth, extra, scheme=scheme)
+    assert (r["score"], r["acc"]) == (failure_score(scheme), 0.0)
+    assert "vote relabelling is not on" in r["error"] and "GroupFilterSampler" in r["error"]
+    assert (r["pred"], r["format_ok"]) == ("6", True)  # what relabelling re-scores from
 
 
 def test_vote_label_ignores_a_malformed_ground_truth():

@@ -8,7 +8,8 @@
     python -m verl_selfplay.data.math --input promptcot.jsonl --out ~/data/promptcot --question-key prompt --answer-key answer
     # ORZ: a list of two turns, the question in turn 0 and the answer in turn 1
     python -m verl_selfplay.data.math --input orz_57k.json --out ~/data/orz --question-key 0.value --answer-key 1.ground_truth.value
-    # TTRL: train rows with data source "vote" (no label needed), test rows scored against the true labels
+    # TTRL: train rows with data source "vote" (no label needed; a true answer is kept for metrics only),
+    # test rows scored against the true labels
     python -m verl_selfplay.data.math --input aime.jsonl --out ~/data/aime_ttrl --data-source vote \\
         --test-input aime.jsonl --test-data-source math
 
@@ -17,6 +18,11 @@ Field names are dotted paths into each row (``0.value`` = field ``value`` of the
 from another file instead. Rows with an empty question, or without an answer (except for the
 ``vote`` data source, whose labels come from majority voting during training), are reported with
 their row index and skipped.
+
+``vote`` rows never carry a gold answer where a reward function would read it: their
+``reward_model.ground_truth`` is empty, and the answer, when the input has one, is kept in
+``extra_info["eval_ground_truth"]``, which only the vote-agreement metrics read
+(``training/vote/label_agreement``, ``training/vote/true_acc``; see :mod:`reward_fns.vote`).
 """
 
 from __future__ import annotations
@@ -64,8 +70,12 @@ def convert(
     demo: row 2 skipped: missing answer (key 'answer')
     >>> out[0]["reward_model"], out[0]["extra_info"]
     ({'style': 'rule', 'ground_truth': '2'}, {'split': 'train', 'index': 0, 'source_index': 0})
+    >>> vote = convert([{"problem": "1+1?", "answer": 2}], split="train", data_source="vote")
+    >>> vote[0]["reward_model"], vote[0]["extra_info"]["eval_ground_truth"]
+    ({'style': 'rule', 'ground_truth': ''}, '2')
     """
     from reward_fns.math import extract_answer
+    from reward_fns.vote import EVAL_GROUND_TRUTH_KEY
 
     if template not in TEMPLATES:
         raise ValueError(f"unknown prompt template {template!r}; valid: {', '.join(sorted(TEMPLATES))}")
@@ -85,10 +95,13 @@ def convert(
         else:
             answer = _text(get_field(row, answer_key)) if answer_key else None
             missing = f"missing answer (key {answer_key!r})"
-        if not answer:
-            if data_source not in VOTE_SOURCES:
-                errors.add(i, missing)
-                continue
+        if not answer and data_source not in VOTE_SOURCES:
+            errors.add(i, missing)
+            continue
+        extra_info: dict[str, Any] = {"split": split, "index": len(out), "source_index": i}
+        if data_source in VOTE_SOURCES:
+            # the true answer only for the agreement metrics: a vote row is rewarded by its vote alone
+            extra_info[EVAL_GROUND_TRUTH_KEY] = answer or ""
             answer = ""
         out.append(
             {
@@ -96,7 +109,7 @@ def convert(
                 "prompt": chat_messages(template, question),
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": answer},
-                "extra_info": {"split": split, "index": len(out), "source_index": i},
+                "extra_info": extra_info,
             }
         )
     return out

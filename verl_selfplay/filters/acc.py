@@ -26,7 +26,7 @@ ACC_HIGH = 0.8
 DEFAULT_METRIC = "acc"  # the key reward_fns.compute_score puts in verl's reward_extra_info
 
 # Group-level rejection reasons this filter reports.
-REASONS: tuple[str, ...] = ("acc_too_low", "acc_too_high", "acc_missing")
+REASONS: tuple[str, ...] = ("acc_too_low", "acc_too_high", "acc_missing", "invalid_metric")
 
 # Means are averages of a few floats: 0.1 written as 1/10 must pass the inclusive bound.
 _EPS = 1e-9
@@ -75,16 +75,22 @@ class AccFilter:
         """``None`` if the group is kept, else the rejection reason (one of :data:`REASONS`).
 
         A rollout whose metric is missing (``None``) makes the whole group ``acc_missing``: the
-        reward function did not report the metric, which the sampler turns into a clear error.
+        reward function did not report the metric, which the sampler turns into a clear error. A
+        rollout whose metric is not a finite number (NaN, infinity, or a value that is not a number)
+        makes it ``invalid_metric``, never a legitimate ``acc_too_low`` / ``acc_too_high``.
 
         >>> AccFilter().verdict([None, 1.0])
         'acc_missing'
+        >>> AccFilter().verdict([float("nan"), 1.0])
+        'invalid_metric'
         >>> AccFilter(low=0.0, high=1.0).verdict([0.0, 0.0])   # a [0, 1] window keeps everything
         """
         if not values or any(v is None for v in values):
             return "acc_missing"
+        if not all(math.isfinite(float(v)) for v in values):  # type: ignore[arg-type]
+            return "invalid_metric"
         mean = group_mean([float(v) for v in values])  # type: ignore[arg-type]
-        if math.isnan(mean) or mean < self.low - _EPS:
+        if mean < self.low - _EPS:
             return "acc_too_low"
         if mean > self.high + _EPS:
             return "acc_too_high"

@@ -9,7 +9,9 @@ Per group, in this order (cheap checks first; the first failing check names the 
 
 1. ``rollout_failure``: the group produced no trajectory at all;
 2. (majority-vote relabelling of ``vote`` rows happens before, in the sampler);
-3. ``acc``: the mean of the metric over all rollouts lies outside ``[low, high]``;
+3. ``acc``: ``invalid_metric`` when some rollout's metric is not a finite number (NaN: a reward-function
+   bug, reported apart so it never looks like a legitimate rejection), else ``acc_too_low`` /
+   ``acc_too_high`` when the mean of the metric over all rollouts lies outside ``[low, high]``;
 4. ``length`` / ``repetition``: at group level one failing rollout drops the group; at sample level
    a failing rollout is masked, and a group whose rollouts are *all* masked is dropped.
 
@@ -36,7 +38,14 @@ CONFIG_PREFIX = "trainer.v1.sampler.sampler_kwargs"
 FILTERS: tuple[str, ...] = ("acc", "length", "repetition")
 DEFAULT_FILTERS: tuple[str, ...] = ("acc",)
 # Group-level rejection reasons, in the order they are checked.
-REJECT_REASONS: tuple[str, ...] = ("rollout_failure", "acc_too_low", "acc_too_high", "length", "repetition")
+REJECT_REASONS: tuple[str, ...] = (
+    "rollout_failure",
+    "invalid_metric",
+    "acc_too_low",
+    "acc_too_high",
+    "length",
+    "repetition",
+)
 ON_EXHAUSTED: tuple[str, ...] = ("partial", "error")
 
 # DAPO's verl recipe caps dynamic sampling at max_num_gen_batches=10 generation batches per step
@@ -241,7 +250,7 @@ def decide_group(
         return verdict
     if opts.acc is not None:
         reason = opts.acc.verdict(metric_values)
-        if reason != "acc_missing":
+        if reason not in ("acc_missing", "invalid_metric"):
             verdict.metric_mean = group_mean([float(v) for v in metric_values])  # type: ignore[arg-type]
         if reason is not None:
             verdict.reason = reason

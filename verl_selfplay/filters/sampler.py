@@ -23,7 +23,8 @@ This class is that subclass; select it with::
 ``repetition.level``            ``sample`` or ``group``
 ``repetition.n``                n-gram size in tokens (10)
 ``repetition.threshold``        fail when the repeated n-gram ratio exceeds this (0.5)
-``vote.enable``                 relabel groups of ``vote.data_sources`` by majority vote (true)
+``vote.enable``                 relabel groups of ``vote.data_sources`` by majority vote (true); without
+                                it a ``vote`` row keeps the failure score ``reward_fns.vote`` gives it
 ``vote.data_sources``           data sources to relabel (``[vote]``)
 ``vote.train_n``                train on the first ``train_n`` rollouts of a voted group (null: all)
 ``max_extra_gen_rounds``        cap on refill rounds per step (9); a warning when it is hit
@@ -42,10 +43,37 @@ fresh prompts through the trainer's ``refill_fn`` (sized by the observed keep ra
 returns an empty batch: at the cap it warns and trains on the kept groups, or raises a
 ``RuntimeError`` naming the knobs when nothing was kept (or ``on_exhausted=error``).
 
+Majority-vote relabelling re-scores each rollout from the ``pred`` and ``format_ok`` keys the reward
+function put in ``reward_extra_info`` (``reward_fns.compute_score`` always does); a reward function
+without them fails the first step with a ``RuntimeError`` naming the missing keys and the ones it has.
+Only the reward fields are rewritten (``rm_scores`` and ``extra_fields["reward_extra_info"]``, on every
+output of a multi-output session, as verl's agent loop writes them); each output keeps the rest of its
+``extra_fields``. A row's true answer is read from ``extra_info["eval_ground_truth"]`` and feeds only
+the agreement metrics; ``reward_model.ground_truth`` of a ``vote`` row is ignored (a warning says so).
+An acc-filter metric that is not a finite number (a reward-function bug) rejects its group as
+``invalid_metric``, never as ``acc_too_low``, with one warning per data source.
+
 The sampler's metrics reach verl's tracker through ``sample()``'s returned metrics dict (the trainer
-merges it into the step's metrics): ``training/group_filter/*`` (groups generated / kept / trained /
-surplus, rejected by reason, samples masked, generation rounds) and ``training/vote/*`` (groups,
-majority ratio, pseudo-label accuracy, agreement with the true label when the row has one).
+merges it into the step's metrics):
+
+======================================================  ====================================================
+``training/group_filter/groups_generated|kept``         prompt groups judged / kept this step
+``training/group_filter/groups_trained|surplus``        kept groups trained on / discarded beyond the batch
+``training/group_filter/keep_rate``                     kept / generated
+``training/group_filter/gen_rounds``, ``round_cap_hit``  generation rounds; 1.0 when the cap was reached
+``training/group_filter/groups_rejected/<reason>``      always present for every reason: ``rollout_failure``,
+                                                        ``invalid_metric``, ``acc_too_low``, ``acc_too_high``,
+                                                        ``length``, ``repetition``
+``training/group_filter/samples_masked/<filter>``       rollouts whose loss mask was zeroed (length, repetition)
+``training/group_filter/group_metric_mean/<which>``     mean acc-filter metric of the ``generated`` / ``kept``
+                                                        groups (groups with an invalid metric left out)
+``training/vote/groups``, ``no_answer_groups``          groups relabelled; of them, groups with no answer
+``training/vote/majority_ratio``, ``pseudo_acc``        votes for the label / rollouts; accuracy vs the label
+``training/vote/dropped_rollouts``                      rollouts left out by ``vote.train_n``
+``training/vote/labelled_groups``                       groups with ``extra_info["eval_ground_truth"]``
+``training/vote/label_agreement``, ``true_acc``         only with labelled groups: pseudo-label equals the
+                                                        true answer; rollouts' accuracy vs the true answer
+======================================================  ====================================================
 
 Why here and not in a trainer subclass: the relabelled reward must exist before advantages are
 computed, and the sampler is the last place that sees whole groups before the trainer reads
@@ -59,6 +87,7 @@ internals); the TransferQueue field layout is read and written through :mod:`ver
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -72,6 +101,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.skip import SkipManager
 
 import reward_fns
+from reward_fns.vote import EVAL_GROUND_TRUTH_KEY
 from verl_selfplay.common.scored_groups import ScoredGroups
 from verl_selfplay.common.trajectories import (
     clear_keys,
@@ -93,7 +123,7 @@ from verl_selfplay.filters.pipeline import (
     decide_group,
     refill_prompts,
 )
-from verl_selfplay.ttrl.relabel import VoteStats, relabel_group
+from verl_selfplay.ttrl.relabel import VoteStats, relabel_group, true_label
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
@@ -197,6 +227,8 @@ class GroupFilterSampler(ReplayBuffer):
         train_n = self.options.vote.train_n
         if train_n is not None and isinstance(n, int) and train_n >= n:
             logger.warning("%s.vote.train_n=%s >= rollout.n=%s: every rollout is trained on", CONFIG_PREFIX, train_n, n)
+        self._warned_invalid_metric: set[str] = set()  # data sources already warned about, once each
+        self._warned_gold_in_ground_truth = False
         logger.info("GroupFilterSampler: filters=%s, vote=%s", self.options.filters, self.options.vote)
 
     # ------------------------------------------------------------------ config helpers
@@ -239,7 +271,7 @@ class GroupFilterSampler(ReplayBuffer):
                 keys_by_uid[uid].append(key)
         groups = [_Group(uid, keys_by_uid.get(uid, []), partition) for uid in uids]
         acc, vote = self.options.acc, self.options.vote
-        fields = ["data_source", "extra_fields"] if vote.enable else []
+        fields = ["data_source", "extra_fields"] if vote.enable else ["data_source"]
         if acc is not None and reward_field(acc.metric) not in fields:
             fields.append(reward_field(acc.metric))
         for watched in sorted(self.scored_groups.metrics):
@@ -271,34 +303,68 @@ class GroupFilterSampler(ReplayBuffer):
         vote = self.options.vote
         return bool(vote.enable and group.rows and str(group.rows[0].get("data_source") or "") in vote.data_sources)
 
-    def _relabel(self, group: _Group, vote_stats: VoteStats) -> list[str]:
+    def _eval_truth(self, group: _Group) -> Any:
+        """A ``vote`` row's true answer, for the agreement metrics only (never the reward)."""
+        extra_info = group.rows[0].get("extra_info")
+        truth = extra_info.get(EVAL_GROUND_TRUTH_KEY) if isinstance(extra_info, Mapping) else None
+        reward_model = group.rows[0].get("reward_model")
+        gold = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
+        if truth is None and true_label(gold) and not self._warned_gold_in_ground_truth:
+            self._warned_gold_in_ground_truth = True
+            logger.warning(
+                "GroupFilterSampler: 'vote' rows carry reward_model.ground_truth=%r, which is ignored (a vote row is "
+                "never scored against a gold answer). To log training/vote/label_agreement and true_acc, keep the "
+                "true answer in extra_info.%s instead (python -m verl_selfplay.data.math --data-source vote does).",
+                gold,
+                EVAL_GROUND_TRUTH_KEY,
+            )
+        return truth
+
+    def _relabel(self, partition_id: str, group: _Group, vote_stats: VoteStats) -> list[str]:
         """Majority-vote relabelling of a ``vote`` group; returns trajectory keys dropped by ``train_n``."""
         vote = self.options.vote
         if not self._is_vote_group(group):
             return []
         data_source = str(group.rows[0]["data_source"])
         infos = [reward_extra_info(row.get("extra_fields")) for row in group.rows]
+        missing = [k for k in ("pred", "format_ok") if any(k not in info for info in infos)]
+        if missing:
+            have = sorted(next((info for info in infos if any(k not in info for k in missing)), {}))
+            raise RuntimeError(
+                f"GroupFilterSampler: vote relabelling of data source {data_source!r} needs the reward function to "
+                f"report {', '.join(repr(k) for k in missing)} (the extracted answer and the format verdict of each "
+                f"rollout) in reward_extra_info, but the rollouts of prompt {group.uid} lack it (the reward "
+                f"function's keys: {have}). Use reward_fns.compute_score (it reports pred and format_ok), return "
+                f"those keys from your reward function, or leave {data_source!r} out of "
+                f"{CONFIG_PREFIX}.vote.data_sources."
+            )
         extra_info = group.rows[0].get("extra_info")
-        reward_model = group.rows[0].get("reward_model")
-        truth = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
         outcome = relabel_group(
-            [info.get("pred", "") for info in infos],
-            [bool(info.get("format_ok", False)) for info in infos],
+            [info["pred"] for info in infos],
+            [bool(info["format_ok"]) for info in infos],
             self._vote_scheme(data_source, extra_info),
-            ground_truth=truth,
+            eval_ground_truth=self._eval_truth(group),
         )
-        true_accs = [float(info.get("acc", 0.0)) for info in infos]
-        vote_stats.record(outcome, true_accs)
+        vote_stats.record(outcome)
+        # verl gives every output of a session the final output's reward (agent_loop_tq.py,
+        # _agent_loop_postprocess): reward_score and extra_fields["reward_extra_info"]; the rest of each
+        # output's extra_fields is its own, so read the earlier outputs' extra_fields and keep them
+        earlier = [k for keys in group.session_keys for k in keys[:-1]]
+        earlier_fields = read_fields(partition_id, earlier, ["extra_fields"])["extra_fields"]
+        own_fields = dict(zip(earlier, earlier_fields, strict=True))
         for s, info in enumerate(infos):
-            new_info = {**info, "acc": outcome.accs[s], "score": outcome.scores[s]}
-            extra_fields = with_reward_extra_info(group.rows[s].get("extra_fields"), new_info)
-            group.rows[s]["extra_fields"] = extra_fields
+            # the reward function's error said the row had no label; the vote gave it one
+            new_info = {**info, "acc": outcome.accs[s], "score": outcome.scores[s], "error": ""}
             for key in group.session_keys[s]:
+                final = key == group.final_keys[s]
+                own = group.rows[s].get("extra_fields") if final else own_fields[key]
+                extra_fields = with_reward_extra_info(own, new_info)
                 length = max(1, int(group.tags[key].get("response_len", 1)))
                 rm_scores = torch.zeros(length, dtype=torch.float32)
                 rm_scores[-1] = outcome.scores[s]
                 group.rewrites.setdefault(key, {}).update({"rm_scores": rm_scores, "extra_fields": extra_fields})
-                if key == group.final_keys[s]:
+                if final:
+                    group.rows[s]["extra_fields"] = extra_fields
                     group.rows[s]["rm_scores"] = rm_scores  # what the acc filter's "reward" metric reads
         if vote.train_n is not None and len(group.final_keys) > vote.train_n:
             dropped = group.drop_sessions_from(vote.train_n)
@@ -321,7 +387,7 @@ class GroupFilterSampler(ReplayBuffer):
         verdicts: dict[str, GroupVerdict] = {}
         to_evict_keys: list[str] = []
         for g in groups:
-            to_evict_keys += self._relabel(g, vote_stats)
+            to_evict_keys += self._relabel(partition_id, g, vote_stats)
             self._metric_values(g)
             self.scored_groups.record(
                 g.uid,
@@ -337,6 +403,8 @@ class GroupFilterSampler(ReplayBuffer):
                     f"{self.options.acc.metric!r} in reward_extra_info (it has: {available}). Return it from the "
                     f"reward function, or set {CONFIG_PREFIX}.acc.metric to one of those keys or 'reward'."
                 )
+            if verdicts[g.uid].reason == "invalid_metric":
+                self._warn_invalid_metric(g)
         provisional = [g for g in groups if verdicts[g.uid].provisional]
         if provisional:
             keys = [k for g in provisional for k in g.final_keys]
@@ -370,6 +438,26 @@ class GroupFilterSampler(ReplayBuffer):
         self._evict_keys(partition_id, to_evict_keys)
         self._clear_groups(partition_id, rejected_uids)
         write_fields(partition_id, rewrites)
+
+    def _warn_invalid_metric(self, group: _Group) -> None:
+        """Warn once per data source that its reward function reports a metric that is not a finite number."""
+        data_source = str(group.rows[0].get("data_source") or "") if group.rows else ""
+        if data_source in self._warned_invalid_metric:
+            return
+        self._warned_invalid_metric.add(data_source)
+        bad = [v for v in group.metric if v is not None and not math.isfinite(v)]
+        logger.warning(
+            "GroupFilterSampler: the acc-filter metric %r of data source %r is not a finite number (%s in %d of %d "
+            "rollouts of prompt %s). Such groups are rejected as invalid_metric "
+            "(training/group_filter/groups_rejected/invalid_metric), not as acc_too_low; fix the reward function "
+            "of that data source. This warning is shown once per data source.",
+            self.options.acc.metric if self.options.acc else None,
+            data_source or None,
+            bad[0] if bad else "nan",
+            len(bad),
+            len(group.metric),
+            group.uid,
+        )
 
     # ------------------------------------------------------------------ sampling
 

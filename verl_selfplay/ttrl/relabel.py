@@ -5,17 +5,20 @@ on unlabelled prompts: the answers extracted from a prompt's ``n`` rollouts are 
 most frequent one becomes the prompt's pseudo-label, and every rollout is re-scored against it.
 Equivalent answers (``0.5`` and ``\\frac{1}{2}``) are grouped by :func:`reward_fns.vote.majority`
 before counting, where the TTRL reference compares exact strings; rollouts without an extracted
-answer do not vote. When the row carries a true label we also measure how often the pseudo-label
-agrees with it, the quantity TTRL reports as label accuracy.
+answer do not vote. When the row carries a true answer (``extra_info["eval_ground_truth"]``, see
+:mod:`reward_fns.vote`; never used for the reward) we also measure how often the pseudo-label agrees
+with it, the quantity TTRL reports as label accuracy, and each rollout's accuracy against it.
 
 The re-score uses the answers and format verdicts the reward function already produced for each
 rollout (verl's ``reward_extra_info``: ``pred`` and ``format_ok``), so no response is decoded or
 parsed twice: ``acc`` is 1 iff ``pred`` is equivalent to the label, and ``score`` follows the
 row's scheme (:func:`reward_fns.schemes.score`).
 
->>> out = relabel_group(["4", "4", "5", ""], [True, True, True, False], "r1", ground_truth="4")
->>> out.label, out.votes, out.accs, out.scores, out.agreement
-('4', 2, [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 1.0, 0.0], 1.0)
+>>> out = relabel_group(["4", "4", "5", ""], [True, True, True, False], "r1", eval_ground_truth="5")
+>>> out.label, out.votes, out.accs, out.scores
+('4', 2, [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 1.0, 0.0])
+>>> out.agreement, out.true_accs
+(0.0, [0.0, 0.0, 1.0, 0.0])
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from reward_fns import schemes
 
 
 def true_label(ground_truth: Any) -> str:
-    """The row's true label as text, ``""`` when it has none (unlabelled rows, malformed labels).
+    """A row's true answer as text, ``""`` when it has none (unlabelled rows, malformed labels).
 
     >>> true_label(" 72 "), true_label(3.0), true_label(None), true_label(["1"])
     ('72', '3', '', '')
@@ -53,7 +56,8 @@ class VoteOutcome:
     """The pseudo-label of one group and every rollout's re-scored ``acc`` and ``score``.
 
     ``label`` is ``None`` when no rollout produced an answer (then every rollout is wrong).
-    ``agreement`` is 1.0 / 0.0 when the row has a true label, else ``None``.
+    ``agreement`` is 1.0 / 0.0 when the row has a true answer, else ``None``; ``true_accs`` are then
+    each rollout's accuracy against that true answer (``None`` without one). Neither feeds the reward.
     """
 
     label: str | None
@@ -62,6 +66,7 @@ class VoteOutcome:
     accs: list[float]
     scores: list[float]
     agreement: float | None
+    true_accs: list[float] | None = None
 
     @property
     def majority_ratio(self) -> float:
@@ -73,9 +78,12 @@ def relabel_group(
     preds: Sequence[str | None],
     format_oks: Sequence[bool],
     scheme: str,
-    ground_truth: Any = None,
+    eval_ground_truth: Any = None,
 ) -> VoteOutcome:
     """Vote over ``preds`` (one extracted answer per rollout, ``""`` when none) and re-score them.
+
+    ``eval_ground_truth`` (the row's true answer, if any) is used only for ``agreement`` and
+    ``true_accs``; the scores depend on the vote alone.
 
     >>> relabel_group(["", ""], [False, False], "simplerl").label is None
     True
@@ -97,9 +105,22 @@ def relabel_group(
         schemes.score(scheme, format_ok=bool(ok), parsed=bool(a), correct=acc == 1.0)
         for a, ok, acc in zip(answers, format_oks, accs, strict=True)
     ]
-    truth = true_label(ground_truth)
-    agreement = (1.0 if label is not None and _equivalent(label, truth) else 0.0) if truth else None
-    return VoteOutcome(label=label, votes=int(votes), n=len(answers), accs=accs, scores=scores, agreement=agreement)
+    truth = true_label(eval_ground_truth)
+    agreement: float | None = None
+    true_accs: list[float] | None = None
+    if truth:
+        agreement = 1.0 if label is not None and _equivalent(label, truth) else 0.0
+        verdicts = {a: _equivalent(a, truth) for a in set(answers) if a}  # one check per distinct answer
+        true_accs = [1.0 if a and verdicts[a] else 0.0 for a in answers]
+    return VoteOutcome(
+        label=label,
+        votes=int(votes),
+        n=len(answers),
+        accs=accs,
+        scores=scores,
+        agreement=agreement,
+        true_accs=true_accs,
+    )
 
 
 @dataclass
@@ -115,8 +136,8 @@ class VoteStats:
     true_accs: list[float] = field(default_factory=list)
     agreements: list[float] = field(default_factory=list)
 
-    def record(self, outcome: VoteOutcome, true_accs: Sequence[float] | None = None) -> None:
-        """Count one relabelled group; ``true_accs`` are its rollouts' accuracies against the true label."""
+    def record(self, outcome: VoteOutcome) -> None:
+        """Count one relabelled group."""
         self.groups += 1
         self.no_answer_groups += outcome.label is None
         self.majority_ratios.append(outcome.majority_ratio)
@@ -124,16 +145,15 @@ class VoteStats:
         if outcome.agreement is not None:
             self.labelled_groups += 1
             self.agreements.append(outcome.agreement)
-            if true_accs:
-                self.true_accs.extend(float(a) for a in true_accs)
+            self.true_accs.extend(outcome.true_accs or [])
 
     def metrics(self, prefix: str = "training/vote") -> dict[str, float]:
-        """Flat scalar metrics; the label-agreement ones only when some group had a true label.
+        """Flat scalar metrics; the label-agreement ones only when some group had a true answer.
 
-        >>> s = VoteStats(); s.record(relabel_group(["2", "2", "3"], [True] * 3, "r1", ground_truth="3"), [0.0, 0.0, 1.0])
+        >>> s = VoteStats(); s.record(relabel_group(["2", "2", "3"], [True] * 3, "r1", eval_ground_truth="3"))
         >>> m = s.metrics()
-        >>> m["training/vote/label_agreement"], round(m["training/vote/majority_ratio"], 3)
-        (0.0, 0.667)
+        >>> m["training/vote/label_agreement"], round(m["training/vote/majority_ratio"], 3), round(m["training/vote/true_acc"], 3)
+        (0.0, 0.667, 0.333)
         """
         if not self.groups:
             return {}
