@@ -38,6 +38,7 @@ import os
 import resource
 import select
 import signal
+import struct
 import sys
 import time
 
@@ -439,6 +440,68 @@ def _record(phase: str, exc_type: str = "", exc_message: str = "", value=None, c
     return marshal.dumps((phase, exc_type, exc_message[:2000], value, code))
 
 
+# The harness's result record on the job's result channel (fd 3): ``marshal((phase, exc_type, exc_message, value,
+# exit code))``, then a trailer: its length and RECORD_MAGIC. The server reads it from the *end* of what the job's own
+# process wrote, so bytes written before it (by the job's code, to fd 3 or through any copy of it) cannot shift it.
+RECORD_MAGIC = b"\x00sbx-rec"
+_TRAILER = struct.Struct("<I10s")
+RECORD_PHASES = ("ok", "syntax", "exception", "exit", "memory", "unrepresentable", "setup")
+_MAX_RECORD_TRIES = 8  # records looked at, from the end, before the server gives up on a job's channel
+
+
+def frame_record(rec: bytes) -> bytes:
+    """``rec`` (a marshalled record) as the harness writes it to the result channel."""
+    return rec + _TRAILER.pack(len(rec), RECORD_MAGIC)
+
+
+def parse_result(buf: bytes, status: int | None, has_call: bool):
+    """The harness's record in ``buf`` (everything the job's own process wrote to its result channel), or ``None``.
+
+    Only a record the harness could have written counts: the latest well-formed one, from the end, whose exit code
+    is the job's exit ``status`` (``None``: killed by a signal, so never an ``ok`` record), whose phase is known, and
+    which holds a value only when the job had a call. A job can write anything to its channel; it cannot make the
+    server take a record that disagrees with how its own process ended.
+
+    >>> rec = _record("exception", "ValueError", "real", code=1)
+    >>> forged = frame_record(_record("ok", value="'forged'"))
+    >>> parse_result(forged + frame_record(rec), 1, True)
+    ('exception', 'ValueError', 'real', None, 1)
+    >>> parse_result(forged, 1, True) is None  # the forged "ok" disagrees with exit status 1
+    True
+    """
+    end, size = len(buf), _TRAILER.size
+    for _ in range(_MAX_RECORD_TRIES):
+        i = buf.rfind(RECORD_MAGIC, 0, end)
+        if i < 4:
+            return None
+        end = i + len(RECORD_MAGIC) - 1  # the next try looks at an earlier trailer
+        (n,) = _HEADER.unpack_from(buf, i - 4)
+        start = i - 4 - n
+        if start < 0 or buf[i - 4 : i - 4 + size] != _TRAILER.pack(n, RECORD_MAGIC):
+            continue
+        try:
+            rec = marshal.loads(buf[start : i - 4])
+        except (ValueError, EOFError, TypeError):
+            continue
+        if not (isinstance(rec, tuple) and len(rec) == 5):
+            continue
+        phase, exc_type, exc_message, value, code = rec
+        if not (
+            phase in RECORD_PHASES
+            and type(exc_type) is str
+            and type(exc_message) is str
+            and (value is None or (type(value) is str and has_call))
+            and type(code) is int
+        ):
+            continue
+        if status is None:
+            if phase != "ok":
+                return rec
+        elif code == status:
+            return rec
+    return None
+
+
 def _receive_job(fd: int) -> bytes | None:
     """A warm child's job: the marshalled spec, read from ``fd`` until end of file (``None`` if there is none)."""
     chunks = []
@@ -454,9 +517,10 @@ def _receive_job(fd: int) -> bytes | None:
 def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerState) -> None:
     """Body of a forked job process: ``job`` is the marshalled ``(code, stdin, call, func)``, or ``None`` for a warm
     child, which reads it from fd 4. Never returns."""
-    _write, _exit = os.write, os._exit
+    _write, _exit, _fstat = os.write, os._exit, os.fstat
     out_w, err_w, res_w, job_r = fds
     rfd = res_w
+    channel = None
     _, stdout, stderr = st.stdio  # sys.stdin/stdout/stderr, bound to fds 0, 1 and 2 in the zygote
     try:
         if not st.use_pidfd:
@@ -469,6 +533,8 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
         os.dup2(err_w, 2)
         os.dup2(res_w, 3)
         rfd = 3
+        chan = _fstat(3)
+        channel = (chan.st_dev, chan.st_ino)  # to find the channel again if the job moves fd 3 away
         if job_r >= 0:
             os.dup2(job_r, 4)
         os.closerange(4 if job_r < 0 else 5, st.max_fd + 1)
@@ -495,9 +561,10 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
         resource.setrlimit(resource.RLIMIT_FSIZE, (st.limits.fsize, st.limits.fsize))  # after writing stdin
         if st.audit:
             sys.addaudithook(_deny_network)
+        sys.modules.pop("_socket", None)  # the server's; jobs import their own (or are refused in audit-hook mode)
     except BaseException as e:  # setup failed: report and die
         try:
-            _write(rfd, _record("setup", type(e).__name__, str(e)))
+            _write(rfd, frame_record(_record("setup", type(e).__name__, str(e), code=70)))
         finally:
             _exit(70)
     rec = _run_user_code(code, call, func, stdout, stderr, st.max_value)
@@ -512,13 +579,26 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
             stream.flush()
         except BaseException:
             pass
-    view = memoryview(rec)
     try:
-        while view:
-            view = view[_write(3, view) :]
+        view = memoryview(frame_record(rec))
+        out = _channel_fd(channel, st.limits.nofile, _fstat)
+        while view and out >= 0:
+            view = view[_write(out, view) :]
     except BaseException:
         pass
     _exit(marshal.loads(rec)[4])
+
+
+def _channel_fd(channel, nofile: int, fstat) -> int:
+    """The job's result channel: fd 3, or wherever the job moved it (``os.dup``/``dup2`` games); -1 if it is gone."""
+    for fd in range(max(nofile, 4)):
+        try:
+            st = fstat(3 if fd == 0 else fd)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == channel:
+            return 3 if fd == 0 else fd
+    return -1
 
 
 def format_exception(e: BaseException, source: str, skip: int = 1) -> str:
@@ -642,6 +722,7 @@ class _Job:
         "watched",
         "jobw",
         "proc_limit",
+        "has_call",
     )
 
 
@@ -727,6 +808,10 @@ class Server:
         # Root without a per-job uid: the kernel never enforces RLIMIT_NPROC for root, so count each job's
         # processes every POLICE_INTERVAL instead and kill a job that exceeds max_processes.
         self.police = nproc == 0
+        import _socket  # result channels: the kernel names the sender of every chunk (SCM_CREDENTIALS)
+
+        self.sock = _socket
+        self.cred_space = _socket.CMSG_SPACE(12)  # struct ucred
 
     # -- host messages
     def _read_ctrl(self) -> None:
@@ -752,7 +837,7 @@ class Server:
 
     def _handle(self, msg) -> None:
         kind = msg[0]
-        if kind == "run":  # ("run", job id, timeout, marshalled (code, stdin, call, func)), left packed
+        if kind == "run":  # ("run", job id, timeout, marshalled (code, stdin, call, func), has call), spec left packed
             self.queue.append(msg[1:])
         elif kind == "stats":
             stats = dict(self.st.stats, running=len(self.running), warm=len(self.warm), warm_pids=sorted(self.warm))
@@ -767,9 +852,13 @@ class Server:
         st.counter += 1
         fds = []
         try:
-            for _ in range(3 if spec is not None else 4):
-                r, w = os.pipe()
-                fds += [r, w]
+            for i in range(3 if spec is not None else 4):
+                if i == 2:  # the result channel: a socket, so that the server learns which process wrote each byte
+                    r, w = self.sock.socketpair(self.sock.AF_UNIX, self.sock.SOCK_STREAM)
+                    r.setsockopt(self.sock.SOL_SOCKET, self.sock.SO_PASSCRED, 1)
+                    fds += [r.detach(), w.detach()]
+                else:
+                    fds += os.pipe()
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -793,6 +882,7 @@ class Server:
         job.jid, job.spec, job.pid, job.workdir = None, spec, pid, workdir
         job.out, job.err, job.res = bytearray(), bytearray(), bytearray()
         job.truncated = job.timed_out = job.output_limit = job.proc_limit = False
+        job.has_call = False
         job.fds = {}
         job.jobw = -1
         if spec is None:
@@ -819,7 +909,7 @@ class Server:
             job.watched = True  # SIGCHLD
         return job
 
-    def _start(self, jid: int, timeout: float, spec: bytes) -> None:
+    def _start(self, jid: int, timeout: float, spec: bytes, has_call: bool) -> None:
         """Run a job: hand it to a warm child when one is ready and the job fits in a pipe, else fork for it."""
         job = None
         if self.warm and len(spec) <= _PIPE_CAPACITY:
@@ -839,7 +929,7 @@ class Server:
                 self._report_fail(jid, "sandbox_error", "could not fork a job process (out of processes or files?)")
                 return
         self.st.stats["jobs"] += 1
-        job.jid = jid
+        job.jid, job.has_call = jid, bool(has_call)
         job.start = time.monotonic()
         job.deadline = job.start + timeout
         self.running[job.pid] = job
@@ -864,6 +954,9 @@ class Server:
         _kill_pid(job.pid)
 
     def _drain(self, job: _Job, fd: int, kind: str) -> None:
+        if kind == "res":
+            self._drain_result(job, fd)
+            return
         limit = self.cfg["max_output_bytes"]
         buf = getattr(job, kind)
         while True:
@@ -876,15 +969,46 @@ class Server:
             if not b:
                 self._close_fd(job, fd)
                 return
-            room = (limit if kind != "res" else limit + (1 << 16)) - len(buf)
+            room = limit - len(buf)
             if len(b) > room:
                 buf += b[: max(room, 0)]
                 job.truncated = True
-                if kind != "res" and not job.output_limit:
+                if not job.output_limit:
                     job.output_limit = True
                     self._kill(job)
             else:
                 buf += b
+
+    def _drain_result(self, job: _Job, fd: int) -> None:
+        """Read the job's result channel, keeping only bytes that the job's own process wrote (the kernel tells which
+        process sent each chunk), and of those only the last ``max_output_bytes`` + 64 KiB: the harness's record is
+        the last thing that process writes. Children of the job, which inherit the channel, are not heard."""
+        sock, cap = self.sock, self.cfg["max_output_bytes"] + (1 << 16)
+        conn = sock.socket(fileno=fd)
+        try:
+            while True:
+                try:
+                    data, anc, _, _ = conn.recvmsg(1 << 16, self.cred_space)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    data, anc = b"", []
+                if not data:
+                    conn.detach()
+                    self._close_fd(job, fd)
+                    return
+                sender = None
+                for level, kind, cdata in anc:
+                    if level == sock.SOL_SOCKET and kind == sock.SCM_CREDENTIALS and len(cdata) >= 4:
+                        sender = int.from_bytes(cdata[:4], sys.byteorder, signed=True)
+                if sender != job.pid:
+                    continue
+                buf = job.res
+                buf += data
+                if len(buf) > cap:
+                    del buf[: len(buf) - cap]
+        finally:
+            conn.detach()
 
     def _close_fd(self, job: _Job, fd: int) -> None:
         self.ep.unregister(fd)
@@ -911,6 +1035,13 @@ class Server:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
+                # read the result channel for the last time while the zombie still holds its pid, so that no other
+                # process can ever be taken for it; later bytes are not read
+                for fd, kind in list(job.fds.items()):
+                    if kind == "res":
+                        self._drain_result(job, fd)
+                        if fd in job.fds:
+                            self._close_fd(job, fd)
             try:
                 _, status, ru = os.wait4(pid, 0)
             except ChildProcessError:
@@ -951,16 +1082,9 @@ class Server:
             self._close_fd(job, fd)
         wall = time.monotonic() - job.start
         self._remove_workdir(job.workdir)
-        rec = None
-        if job.res:
-            try:
-                rec = marshal.loads(bytes(job.res))
-                if not (isinstance(rec, tuple) and len(rec) == 5):
-                    rec = None
-            except (ValueError, EOFError, TypeError):
-                rec = None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         returncode = -sig if sig else os.WEXITSTATUS(status)
+        rec = parse_result(bytes(job.res), None if sig else returncode, job.has_call) if job.res else None
         exc_type = exc_message = ""
         value = None
         memory = False
@@ -1057,10 +1181,10 @@ class Server:
         poll, fdmap, ctrl_in, wake_r = self.ep.poll, self.fdmap, self.ctrl_in, self.wake_r
         while not (self.closing and not self.running):
             while len(self.running) < workers and self.qhead < len(self.queue) and not self.closing:
-                jid, timeout, spec = self.queue[self.qhead]
+                jid, timeout, spec, has_call = self.queue[self.qhead]
                 self.queue[self.qhead] = None
                 self.qhead += 1
-                self._start(jid, timeout, spec)
+                self._start(jid, timeout, spec, has_call)
             if self.qhead > 1024 and self.qhead * 2 > len(self.queue):
                 del self.queue[: self.qhead]
                 self.qhead = 0

@@ -536,8 +536,9 @@ class Sandbox:
                 raise ValueError(f"timeout must be > 0, got {timeout!r}")
         except ValueError as e:
             return _failed("bad_input", str(e))
-        # the server passes the spec through unopened: only the job child unpacks it
-        return ("run", jid, t, marshal.dumps((code_b, stdin_b, parsed, func)))
+        # the server passes the spec through unopened (only the job child unpacks it); it learns only whether the job
+        # has a call, so that it can refuse a result record with a value from a job without one
+        return ("run", jid, t, marshal.dumps((code_b, stdin_b, parsed, func)), parsed is not None)
 
     def submit(
         self,
