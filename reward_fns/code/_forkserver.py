@@ -118,7 +118,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
-PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 4, 24, 28
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_THP_DISABLE = 36, 38, 41
 SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
 # Fresh uids for jobs when the server runs as root: UID_BASE + (server pid * 256 + job counter % 256).
@@ -1326,7 +1326,7 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
     if not in_pidns:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
     root = info["root"]
-    uid_drop = root and cfg["isolation"] == "auto"
+    uid_drop = root and not cfg.get("test_no_uid_drop")  # test_*: produce the weaker modes on purpose
     if uid_drop and not info["mount"]:
         # without a private mount namespace the stdlib must already be searchable by a stranger uid
         uid_drop = all(_first_blocked(p) is None for p in _needed_paths())
@@ -1365,6 +1365,7 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
         info["nproc"] = f"counted by the server every {POLICE_INTERVAL * 1000:.0f} ms (root without uid drop)"
     uid_base = UID_BASE + (outer_pid % (1 << 22)) * 256 if uid_drop else None
     info["network_mode"] = "namespace" if info["net"] else "audit-hook"
+    _check_containment(cfg, info)
     os.chdir("/")
     try:
         os.nice(-JOB_NICE)
@@ -1375,6 +1376,40 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
     _exec_fresh(state)  # returns only if exec failed: then serve from this process
     info["fresh_interpreter"] = False
     _serve(*state)
+
+
+UNSAFE_ENV = "REWARD_FNS_SANDBOX_UNSAFE"
+
+
+def _check_containment(cfg: dict, info: dict) -> None:
+    """Set ``info["contained"]``: whether a job is kept away from every process outside the sandbox (cannot signal,
+    ptrace or write the memory of the caller, Ray, ...). That holds when each job runs under its own uid (root), or
+    when jobs are unprivileged in a private pid namespace with its own /proc (user namespace). Otherwise refuse to
+    serve, unless the caller opted in (``allow_unsafe_host_access``)."""
+    privileged_jobs = info["root"] and not info["uid_drop"]  # jobs would run as host root
+    hidden = info["pid"] and info.get("proc", False) and (not info["userns"] or info.get("caps_dropped", False))
+    info["contained"] = bool(info["uid_drop"] or (hidden and not privileged_jobs))
+    if info["contained"] or cfg.get("allow_unsafe_host_access"):
+        return
+    if privileged_jobs:
+        what = "jobs would run as root, so a job could signal, ptrace or overwrite any process on this machine"
+        fix = (
+            "use isolation='auto' (a private mount namespace lets each job run under its own uid), or an interpreter "
+            "whose stdlib other users can read (then each job gets its own uid without namespaces)"
+        )
+    else:
+        what = (
+            f"jobs would run as uid {os.getuid()}, the caller's own, without a private pid namespace, so a job could "
+            "signal, ptrace or overwrite the memory of this user's other processes (the reward worker, Ray)"
+        )
+        fix = (
+            "run as root (each job gets its own uid), or allow unprivileged user namespaces "
+            "(sysctl user.max_user_namespaces>0, kernel.unprivileged_userns_clone=1) and use isolation='auto'"
+        )
+    raise RuntimeError(
+        f"the sandbox cannot contain untrusted code here (isolation={cfg['isolation']!r}): {what}. Fix: {fix}. For "
+        f"code you trust only, opt in with Sandbox(allow_unsafe_host_access=True) or {UNSAFE_ENV}=1."
+    )
 
 
 def _exec_fresh(state: tuple) -> None:
@@ -1409,6 +1444,9 @@ _BOOT = (
 
 def _serve(cfg, info, ctrl_in, ctrl_out, workroot, own_workroot, uid_base, nproc) -> None:
     """The zygote proper: preload, freeze the heap, serve jobs; job children leave through here to run."""
+    # not dumpable: a job of the same uid (user namespace) can neither ptrace nor read/write the memory of the server or
+    # of another job (they inherit this); jobs with their own uid already differ from everyone else
+    _prctl(PR_SET_DUMPABLE, 0)
     info["preload_failed"] = _preload(cfg.get("preload", PRELOAD))
     _prepare_job_state()
     import gc
