@@ -24,7 +24,9 @@ pre-imported stdlib, so a job costs one ``fork()`` of a ~11 MB process instead o
 Every job child: new session (its own process group), empty environment, private 0700 working directory under
 a private tmpfs (removed afterwards), rlimits (CPU, address space, processes, file size, open files, no core
 dumps), a fresh unused uid when the server runs as root, stdout/stderr into bounded pipes, and a wall-clock
-deadline after which its whole process group is SIGKILLed. Orphans that escaped the group (``setsid``) are
+deadline after which its whole process group is SIGKILLed. Its result comes back on fd 3, a unix socket with
+``SO_PASSCRED`` on the server's end: the server keeps only bytes sent by the job's own pid, reads them for the last
+time before it reaps the job, and accepts only the trailing record that agrees with the job's exit (:func:`parse_result`). Orphans that escaped the group (``setsid``) are
 re-parented to Z (pid-namespace init, else a child subreaper) and killed when their job ends.
 """
 

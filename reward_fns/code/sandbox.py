@@ -34,6 +34,19 @@ keeps jobs from reading each other's files or signalling each other. Where root 
 the server counts each job's processes every 10 ms and kills a job that has more than ``max_processes``.
 :attr:`Sandbox.isolation` reports what the kernel granted.
 
+Jobs are contained only where they cannot reach processes outside the sandbox: each job under its own uid (root),
+or unprivileged in a private pid namespace with its own /proc (user namespace). Elsewhere (``isolation="rlimits"``
+as a non-root user, a container without user namespaces, root whose stdlib other users cannot read) the first job
+raises ``RuntimeError`` naming the fix, unless the caller opts in with ``allow_unsafe_host_access=True`` or
+``REWARD_FNS_SANDBOX_UNSAFE=1``; :attr:`Sandbox.isolation` says ``contained``.
+
+A job cannot forge its result: its result channel is a socket on which the kernel names the sending process, so the
+server hears only the job's own process, never its children, and takes only the harness's record at the end of what
+that process wrote, and only if it agrees with how the process ended (an ``ok`` record needs exit status 0). Bytes
+written to any descriptor can therefore never turn an exception, a non-zero exit, a signal or a timeout into success.
+What a job's own process reports at its end is its own choice, as returning a value is: never run trusted checks
+inside a job; compare in the caller, as :mod:`reward_fns.code.azr` does.
+
 A job is a fork of the server, which holds other jobs' code and partial output: the child leaves the server's
 frames before it runs, so none of that is reachable from its objects (only by reading raw memory). Expected
 outputs never enter the sandbox: :mod:`reward_fns.code.azr` compares values in the caller.
