@@ -9,9 +9,14 @@ table). The sandbox's isolation mode (network namespace or audit hook, ...) is p
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
+import weakref
 from pathlib import Path
 
 import pytest
@@ -19,6 +24,7 @@ from _proctable import descendants, ns_pid
 
 from reward_fns.code import Sandbox
 from reward_fns.code import _forkserver as fs
+from reward_fns.code import sandbox as sandbox_mod
 
 TIMEOUT = 1.5
 SECRET_NAME = "SANDBOX_TEST_SECRET"
@@ -310,3 +316,219 @@ def test_timeouts_return_promptly_even_when_all_workers_hang():
             assert r.reason in ("timeout", "cpu_limit") and r.timed_out and r.wall_time <= 2.0, r
         # two waves of 1 s; the host sees them later than the server does, by however long it waits for a CPU
         assert done_at[1] <= 3.0 and done_at[3] <= 6.0, done_at
+
+
+# ------------------------------------------------------------------------------------------- forged results
+# Isolation modes this machine can produce for the programs below, which are harmless to the host (they write to
+# their own descriptors and fork their own children). "full" is what Sandbox() gets here; the others are forced
+# (as root: no namespaces, or no per-job uid), and need the explicit opt-in because jobs there are not contained.
+FORCED_MODES = {
+    "full": {},
+    "rlimits_unsafe": {"isolation": "rlimits", "allow_unsafe_host_access": True},
+    "no_uid_drop_unsafe": {"allow_unsafe_host_access": True, "test_no_uid_drop": True},
+}
+
+
+def _forced_sandbox(mode: str, **kwargs) -> Sandbox:
+    opts = dict(FORCED_MODES[mode])
+    test_opts = {k: opts.pop(k) for k in list(opts) if k.startswith("test_")}
+    box = Sandbox(**opts, **kwargs)
+    if test_opts:  # the server's settings are packed when the Sandbox is made: make its state again
+        box._config.update(test_opts)
+        box._finalizer.detach()
+        box._state = sandbox_mod._State(box._config, box._hash_seed)
+        box._finalizer = weakref.finalize(box, sandbox_mod._close_state, box._state)
+    return box
+
+
+_FORGED = fs.frame_record(fs._record("ok", value="'forged'"))  # exactly what the harness writes for a success
+_FORGED_OLD = marshal.dumps(("ok", "", "", "'forged'", 0))  # the record format before issue 11
+_FORGE = f"import os, sys, time\nFORGED = ({_FORGED!r}, {_FORGED_OLD!r})\n"
+_RAISES = "\ndef f(x):\n    raise ValueError('real')\n"
+_RETURNS = "\ndef f(x):\n    return 'real'\n"
+
+# name -> (program, expected (reason, exc_type, value)). Each writes a forged "ok, 'forged'" record somewhere, then
+# fails for real (or, where it says so, succeeds with its real value). "exit" is the real result where the program
+# destroyed its own result channel: the harness then has nowhere to report, and the job did not finish.
+FORGERIES: dict[str, tuple[str, set]] = {
+    "every_fd_then_raise": (
+        _FORGE + "for fd in range(256):\n    for rec in FORGED:\n        try:\n            os.write(fd, rec)\n"
+        "        except OSError:\n            pass" + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "every_fd_at_call_time": (
+        _FORGE + "def f(x):\n    for fd in range(256):\n        try:\n            os.write(fd, FORGED[0])\n"
+        "        except OSError:\n            pass\n    raise ValueError('real')\n",
+        {("exception", "ValueError", None)},
+    ),
+    "dup_then_dup2_pipe_onto_result_fd": (
+        _FORGE + "keep = os.dup(3)\nos.write(keep, FORGED[0])\nr, w = os.pipe()\nos.dup2(w, 3)" + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "dup2_stdout_onto_result_fd": (
+        _FORGE + "os.write(3, FORGED[0])\nos.dup2(1, 3)" + _RAISES,
+        {("exit", "SystemExit", None)},
+    ),
+    "dup2_result_fd_onto_stdout_and_stderr": (
+        _FORGE + "os.dup2(3, 1)\nos.dup2(3, 2)\nsys.stdout.buffer.write(FORGED[0])\nsys.stdout.flush()\n"
+        "sys.stderr.buffer.write(FORGED[0])\nsys.stderr.flush()" + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "close_and_reopen_result_fd": (
+        _FORGE + "k = os.dup(3)\nos.close(3)\nos.dup2(k, 3)\nos.close(k)\nos.write(3, FORGED[0])" + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "close_result_fd_and_put_a_pipe_there": (
+        _FORGE + "os.write(3, FORGED[0])\nos.close(3)\nr, w = os.pipe()\nos.write(w, FORGED[0])" + _RAISES,
+        {("exit", "SystemExit", None)},
+    ),
+    "write_via_proc_self_fd": (
+        _FORGE
+        + "for n in os.listdir('/proc/self/fd'):\n    try:\n        fd = os.open(f'/proc/self/fd/{n}', os.O_WRONLY)\n"
+        "        os.write(fd, FORGED[0])\n    except OSError:\n        pass" + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "forged_success_then_a_non_zero_exit": (
+        _FORGE + "os.write(3, FORGED[0])\nos._exit(3)" + _RAISES,
+        {("exit", "SystemExit", None)},
+    ),
+    "child_writes_after_the_parent_raised": (
+        _FORGE + "if os.fork() == 0:\n    os.setsid()\n    parent = os.getppid()\n    while os.getppid() == parent:\n"
+        "        time.sleep(0.001)\n    for _ in range(200):\n        os.write(3, FORGED[0])\n    os._exit(0)"
+        + _RAISES,
+        {("exception", "ValueError", None)},
+    ),
+    "child_writes_after_the_parent_succeeded": (
+        _FORGE + "if os.fork() == 0:\n    os.setsid()\n    parent = os.getppid()\n    while os.getppid() == parent:\n"
+        "        time.sleep(0.001)\n    for _ in range(200):\n        os.write(3, FORGED[0])\n    os._exit(0)"
+        + _RETURNS,
+        {("", "", "'real'")},
+    ),
+    "child_spams_while_the_parent_succeeds": (
+        _FORGE + "if os.fork() == 0:\n    while True:\n        os.write(3, FORGED[0])" + _RETURNS,
+        {("", "", "'real'")},
+    ),
+    "thread_spams_while_the_job_raises": (
+        _FORGE + "import threading\ndef spam():\n    while True:\n        os.write(3, FORGED[0])\n"
+        "threading.Thread(target=spam, daemon=True).start()\ntime.sleep(0.05)" + _RAISES,
+        {("exception", "ValueError", None), ("exit", "SystemExit", None)},
+    ),
+}
+
+
+def test_forgery_corpus_is_complete():
+    assert len(FORGERIES) >= 12
+
+
+@pytest.mark.parametrize("mode", list(FORCED_MODES))
+def test_a_job_cannot_forge_its_result(mode):
+    """Issue 11: whatever a job writes to whichever descriptor, from whichever process, the result is its own: the
+    exception it raised (or the value it returned), never the forged record. In every mode this machine can produce."""
+    with _forced_sandbox(mode, workers=3, timeout=TIMEOUT) as box:
+        names = list(FORGERIES)
+        results = box.run_many([{"code": FORGERIES[n][0], "call": "1"} for n in names])
+        iso = box.isolation
+    problems = []
+    for name, r in zip(names, results, strict=True):
+        got = (r.reason, r.exc_type, r.value)
+        if "forged" in repr(r.value) or got not in FORGERIES[name][1] or (r.ok and r.value != "'real'"):
+            problems.append(f"{name}: ok={r.ok} {got} {r.exc_message[:100]!r}")
+        if r.reason == "exception" and r.exc_message != "real":
+            problems.append(f"{name}: wrong exception message {r.exc_message!r}")
+    assert not problems, f"mode {mode} ({iso['network_mode']}, uid_drop={iso['uid_drop']}):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("mode", list(FORCED_MODES))
+def test_a_forged_record_cannot_turn_a_failure_into_success_without_a_call(mode):
+    """Jobs without a call: a forged success (with or without a value), then a failure, is still that failure."""
+    with _forced_sandbox(mode, workers=2, timeout=TIMEOUT) as box:
+        plain_ok = fs.frame_record(fs._record("ok"))
+        results = box.run_many(
+            [
+                _FORGE + f"os.write(3, {plain_ok!r})\nraise KeyError('real')",
+                _FORGE + f"os.write(3, {plain_ok!r})\nimport sys\nsys.exit(4)",
+                _FORGE
+                + "os.write(3, FORGED[0])\nos._exit(0)",  # a value from a job without a call is not the harness's
+                _FORGE + f"os.write(3, {plain_ok!r})\nos.kill(os.getpid(), 9)",
+            ]
+        )
+    assert (results[0].reason, results[0].exc_type) == ("exception", "KeyError"), results[0]
+    assert (results[1].reason, results[1].returncode) == ("exit", 4), results[1]
+    assert results[2].reason == "exit" and results[2].value is None, results[2]
+    assert results[3].reason == "signal" and not results[3].ok, results[3]
+
+
+def test_compute_score_does_not_take_a_forged_output():
+    """Through verl's entry point: an abduction task's program (not re-checked against the forbidden list when it is
+    scored) forges the gold output and then raises. Before issue 11 the solver scored 1.0 for any input."""
+    from reward_fns import compute_score
+
+    gold = "'gold'"
+    program = _FORGE.replace("FORGED = (", "_unused = (") + (
+        f"def f(x):\n    os.write(3, {fs.frame_record(fs._record('ok', value=gold))!r})\n    raise ValueError('real')\n"
+    )
+    with Sandbox(workers=1, timeout=TIMEOUT) as box:
+        for source, info in (("azr_abduction", {}), ("code_exec", {"task_type": "code_i"})):
+            out = compute_score(
+                source, "<think>any</think><answer>1</answer>", gold, {**info, "program": program}, sandbox=box
+            )
+            assert out["score"] == -0.5 and out["acc"] == 0.0, (source, out)
+        honest = "def f(x):\n    return 'gold'\n"
+        out = compute_score(
+            "azr_abduction", "<think>any</think><answer>1</answer>", gold, {"program": honest}, sandbox=box
+        )
+        assert out["score"] == 1.0, out
+
+
+# ------------------------------------------------------------------------------------ modes that cannot contain
+def test_a_mode_that_cannot_contain_jobs_is_refused_without_the_opt_in(monkeypatch):
+    """Issue 11: jobs as root, or as the caller's uid without a private pid namespace, could signal or ptrace host
+    processes; the sandbox refuses to run them unless the caller opts in, loudly."""
+    monkeypatch.delenv(fs.UNSAFE_ENV, raising=False)
+    unsafe = ["no_uid_drop_unsafe"] if os.geteuid() == 0 else ["rlimits_unsafe"]
+    for mode in unsafe:
+        box = _forced_sandbox(mode, workers=1, timeout=TIMEOUT)
+        box._config["allow_unsafe_host_access"] = False
+        box._finalizer.detach()
+        box._state = sandbox_mod._State(box._config, box._hash_seed)
+        box._finalizer = weakref.finalize(box, sandbox_mod._close_state, box._state)
+        with box, pytest.raises(RuntimeError, match="allow_unsafe_host_access=True.*REWARD_FNS_SANDBOX_UNSAFE=1"):
+            box.run("print(1)")
+    monkeypatch.setenv(fs.UNSAFE_ENV, "1")  # the environment variable is the same opt-in
+    assert Sandbox(isolation="rlimits")._config["allow_unsafe_host_access"] is True
+    with (
+        _forced_sandbox(unsafe[0], workers=1, timeout=TIMEOUT) as box,
+        pytest.warns(RuntimeWarning, match="NOT contained"),
+    ):
+        assert box.run("print(1)").stdout == "1\n"
+        assert box.isolation["contained"] is False
+    with Sandbox(workers=1, timeout=TIMEOUT) as box:  # the default mode here contains jobs and needs no opt-in
+        assert box.run("print(1)").ok and box.isolation["contained"] is True
+
+
+@pytest.mark.parametrize("mode", list(FORCED_MODES))
+def test_a_job_cannot_signal_a_host_process(mode):
+    """The job tries to kill (and ptrace-read) a sacrificial process this test starts, never pytest or its parents,
+    so that a broken protection cannot hurt the test run. Contained modes must keep it alive; the others exist only
+    behind the opt-in and say so in isolation["contained"]."""
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        attack = (
+            f"import os, signal\nfor sig in (signal.SIGSTOP, signal.SIGKILL):\n    try:\n        os.kill({victim.pid}, sig)\n"
+            f"    except OSError:\n        pass\ntry:\n    open('/proc/{victim.pid}/mem', 'rb').read(1)\nexcept OSError:\n    pass"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with _forced_sandbox(mode, workers=1, timeout=TIMEOUT) as box:
+                box.run(attack)
+                contained = box.isolation["contained"]
+        time.sleep(0.1)
+        alive = victim.poll() is None
+        if contained:
+            state = Path(f"/proc/{victim.pid}/stat").read_text().split(") ")[1][0]
+            assert alive and state != "T", f"mode {mode}: a contained job killed or stopped a host process"
+        else:
+            assert mode != "full", "Sandbox() must contain its jobs here"
+    finally:
+        victim.kill()
+        victim.wait()

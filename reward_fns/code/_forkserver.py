@@ -24,7 +24,9 @@ pre-imported stdlib, so a job costs one ``fork()`` of a ~11 MB process instead o
 Every job child: new session (its own process group), empty environment, private 0700 working directory under
 a private tmpfs (removed afterwards), rlimits (CPU, address space, processes, file size, open files, no core
 dumps), a fresh unused uid when the server runs as root, stdout/stderr into bounded pipes, and a wall-clock
-deadline after which its whole process group is SIGKILLed. Orphans that escaped the group (``setsid``) are
+deadline after which its whole process group is SIGKILLed. Its result comes back on fd 3, a unix socket with
+``SO_PASSCRED`` on the server's end: the server keeps only bytes sent by the job's own pid, reads them for the last
+time before it reaps the job, and accepts only the trailing record that agrees with the job's exit (:func:`parse_result`). Orphans that escaped the group (``setsid``) are
 re-parented to Z (pid-namespace init, else a child subreaper) and killed when their job ends.
 """
 
@@ -38,6 +40,7 @@ import os
 import resource
 import select
 import signal
+import struct
 import sys
 import time
 
@@ -117,7 +120,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
-PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 4, 24, 28
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_THP_DISABLE = 36, 38, 41
 SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1, 2
 # Fresh uids for jobs when the server runs as root: UID_BASE + (server pid * 256 + job counter % 256).
@@ -439,6 +442,68 @@ def _record(phase: str, exc_type: str = "", exc_message: str = "", value=None, c
     return marshal.dumps((phase, exc_type, exc_message[:2000], value, code))
 
 
+# The harness's result record on the job's result channel (fd 3): ``marshal((phase, exc_type, exc_message, value,
+# exit code))``, then a trailer: its length and RECORD_MAGIC. The server reads it from the *end* of what the job's own
+# process wrote, so bytes written before it (by the job's code, to fd 3 or through any copy of it) cannot shift it.
+RECORD_MAGIC = b"\x00sbx-rec"
+_TRAILER = struct.Struct("<I10s")
+RECORD_PHASES = ("ok", "syntax", "exception", "exit", "memory", "unrepresentable", "setup")
+_MAX_RECORD_TRIES = 8  # records looked at, from the end, before the server gives up on a job's channel
+
+
+def frame_record(rec: bytes) -> bytes:
+    """``rec`` (a marshalled record) as the harness writes it to the result channel."""
+    return rec + _TRAILER.pack(len(rec), RECORD_MAGIC)
+
+
+def parse_result(buf: bytes, status: int | None, has_call: bool):
+    """The harness's record in ``buf`` (everything the job's own process wrote to its result channel), or ``None``.
+
+    Only a record the harness could have written counts: the latest well-formed one, from the end, whose exit code
+    is the job's exit ``status`` (``None``: killed by a signal, so never an ``ok`` record), whose phase is known, and
+    which holds a value only when the job had a call. A job can write anything to its channel; it cannot make the
+    server take a record that disagrees with how its own process ended.
+
+    >>> rec = _record("exception", "ValueError", "real", code=1)
+    >>> forged = frame_record(_record("ok", value="'forged'"))
+    >>> parse_result(forged + frame_record(rec), 1, True)
+    ('exception', 'ValueError', 'real', None, 1)
+    >>> parse_result(forged, 1, True) is None  # the forged "ok" disagrees with exit status 1
+    True
+    """
+    end, size = len(buf), _TRAILER.size
+    for _ in range(_MAX_RECORD_TRIES):
+        i = buf.rfind(RECORD_MAGIC, 0, end)
+        if i < 4:
+            return None
+        end = i + len(RECORD_MAGIC) - 1  # the next try looks at an earlier trailer
+        (n,) = _HEADER.unpack_from(buf, i - 4)
+        start = i - 4 - n
+        if start < 0 or buf[i - 4 : i - 4 + size] != _TRAILER.pack(n, RECORD_MAGIC):
+            continue
+        try:
+            rec = marshal.loads(buf[start : i - 4])
+        except (ValueError, EOFError, TypeError):
+            continue
+        if not (isinstance(rec, tuple) and len(rec) == 5):
+            continue
+        phase, exc_type, exc_message, value, code = rec
+        if not (
+            phase in RECORD_PHASES
+            and type(exc_type) is str
+            and type(exc_message) is str
+            and (value is None or (type(value) is str and has_call))
+            and type(code) is int
+        ):
+            continue
+        if status is None:
+            if phase != "ok":
+                return rec
+        elif code == status:
+            return rec
+    return None
+
+
 def _receive_job(fd: int) -> bytes | None:
     """A warm child's job: the marshalled spec, read from ``fd`` until end of file (``None`` if there is none)."""
     chunks = []
@@ -454,9 +519,10 @@ def _receive_job(fd: int) -> bytes | None:
 def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerState) -> None:
     """Body of a forked job process: ``job`` is the marshalled ``(code, stdin, call, func)``, or ``None`` for a warm
     child, which reads it from fd 4. Never returns."""
-    _write, _exit = os.write, os._exit
+    _write, _exit, _fstat = os.write, os._exit, os.fstat
     out_w, err_w, res_w, job_r = fds
     rfd = res_w
+    channel = None
     _, stdout, stderr = st.stdio  # sys.stdin/stdout/stderr, bound to fds 0, 1 and 2 in the zygote
     try:
         if not st.use_pidfd:
@@ -469,6 +535,8 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
         os.dup2(err_w, 2)
         os.dup2(res_w, 3)
         rfd = 3
+        chan = _fstat(3)
+        channel = (chan.st_dev, chan.st_ino)  # to find the channel again if the job moves fd 3 away
         if job_r >= 0:
             os.dup2(job_r, 4)
         os.closerange(4 if job_r < 0 else 5, st.max_fd + 1)
@@ -495,9 +563,10 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
         resource.setrlimit(resource.RLIMIT_FSIZE, (st.limits.fsize, st.limits.fsize))  # after writing stdin
         if st.audit:
             sys.addaudithook(_deny_network)
+        sys.modules.pop("_socket", None)  # the server's; jobs import their own (or are refused in audit-hook mode)
     except BaseException as e:  # setup failed: report and die
         try:
-            _write(rfd, _record("setup", type(e).__name__, str(e)))
+            _write(rfd, frame_record(_record("setup", type(e).__name__, str(e), code=70)))
         finally:
             _exit(70)
     rec = _run_user_code(code, call, func, stdout, stderr, st.max_value)
@@ -512,13 +581,26 @@ def _child(job: bytes | None, fds: tuple, workdir: str, uid: int, st: _ServerSta
             stream.flush()
         except BaseException:
             pass
-    view = memoryview(rec)
     try:
-        while view:
-            view = view[_write(3, view) :]
+        view = memoryview(frame_record(rec))
+        out = _channel_fd(channel, st.limits.nofile, _fstat)
+        while view and out >= 0:
+            view = view[_write(out, view) :]
     except BaseException:
         pass
     _exit(marshal.loads(rec)[4])
+
+
+def _channel_fd(channel, nofile: int, fstat) -> int:
+    """The job's result channel: fd 3, or wherever the job moved it (``os.dup``/``dup2`` games); -1 if it is gone."""
+    for fd in range(max(nofile, 4)):
+        try:
+            st = fstat(3 if fd == 0 else fd)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == channel:
+            return 3 if fd == 0 else fd
+    return -1
 
 
 def format_exception(e: BaseException, source: str, skip: int = 1) -> str:
@@ -642,6 +724,7 @@ class _Job:
         "watched",
         "jobw",
         "proc_limit",
+        "has_call",
     )
 
 
@@ -727,6 +810,10 @@ class Server:
         # Root without a per-job uid: the kernel never enforces RLIMIT_NPROC for root, so count each job's
         # processes every POLICE_INTERVAL instead and kill a job that exceeds max_processes.
         self.police = nproc == 0
+        import _socket  # result channels: the kernel names the sender of every chunk (SCM_CREDENTIALS)
+
+        self.sock = _socket
+        self.cred_space = _socket.CMSG_SPACE(12)  # struct ucred
 
     # -- host messages
     def _read_ctrl(self) -> None:
@@ -752,7 +839,7 @@ class Server:
 
     def _handle(self, msg) -> None:
         kind = msg[0]
-        if kind == "run":  # ("run", job id, timeout, marshalled (code, stdin, call, func)), left packed
+        if kind == "run":  # ("run", job id, timeout, marshalled (code, stdin, call, func), has call), spec left packed
             self.queue.append(msg[1:])
         elif kind == "stats":
             stats = dict(self.st.stats, running=len(self.running), warm=len(self.warm), warm_pids=sorted(self.warm))
@@ -767,9 +854,13 @@ class Server:
         st.counter += 1
         fds = []
         try:
-            for _ in range(3 if spec is not None else 4):
-                r, w = os.pipe()
-                fds += [r, w]
+            for i in range(3 if spec is not None else 4):
+                if i == 2:  # the result channel: a socket, so that the server learns which process wrote each byte
+                    r, w = self.sock.socketpair(self.sock.AF_UNIX, self.sock.SOCK_STREAM)
+                    r.setsockopt(self.sock.SOL_SOCKET, self.sock.SO_PASSCRED, 1)
+                    fds += [r.detach(), w.detach()]
+                else:
+                    fds += os.pipe()
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -793,6 +884,7 @@ class Server:
         job.jid, job.spec, job.pid, job.workdir = None, spec, pid, workdir
         job.out, job.err, job.res = bytearray(), bytearray(), bytearray()
         job.truncated = job.timed_out = job.output_limit = job.proc_limit = False
+        job.has_call = False
         job.fds = {}
         job.jobw = -1
         if spec is None:
@@ -819,7 +911,7 @@ class Server:
             job.watched = True  # SIGCHLD
         return job
 
-    def _start(self, jid: int, timeout: float, spec: bytes) -> None:
+    def _start(self, jid: int, timeout: float, spec: bytes, has_call: bool) -> None:
         """Run a job: hand it to a warm child when one is ready and the job fits in a pipe, else fork for it."""
         job = None
         if self.warm and len(spec) <= _PIPE_CAPACITY:
@@ -839,7 +931,7 @@ class Server:
                 self._report_fail(jid, "sandbox_error", "could not fork a job process (out of processes or files?)")
                 return
         self.st.stats["jobs"] += 1
-        job.jid = jid
+        job.jid, job.has_call = jid, bool(has_call)
         job.start = time.monotonic()
         job.deadline = job.start + timeout
         self.running[job.pid] = job
@@ -864,6 +956,9 @@ class Server:
         _kill_pid(job.pid)
 
     def _drain(self, job: _Job, fd: int, kind: str) -> None:
+        if kind == "res":
+            self._drain_result(job, fd)
+            return
         limit = self.cfg["max_output_bytes"]
         buf = getattr(job, kind)
         while True:
@@ -876,15 +971,46 @@ class Server:
             if not b:
                 self._close_fd(job, fd)
                 return
-            room = (limit if kind != "res" else limit + (1 << 16)) - len(buf)
+            room = limit - len(buf)
             if len(b) > room:
                 buf += b[: max(room, 0)]
                 job.truncated = True
-                if kind != "res" and not job.output_limit:
+                if not job.output_limit:
                     job.output_limit = True
                     self._kill(job)
             else:
                 buf += b
+
+    def _drain_result(self, job: _Job, fd: int) -> None:
+        """Read the job's result channel, keeping only bytes that the job's own process wrote (the kernel tells which
+        process sent each chunk), and of those only the last ``max_output_bytes`` + 64 KiB: the harness's record is
+        the last thing that process writes. Children of the job, which inherit the channel, are not heard."""
+        sock, cap = self.sock, self.cfg["max_output_bytes"] + (1 << 16)
+        conn = sock.socket(fileno=fd)
+        try:
+            while True:
+                try:
+                    data, anc, _, _ = conn.recvmsg(1 << 16, self.cred_space)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    data, anc = b"", []
+                if not data:
+                    conn.detach()
+                    self._close_fd(job, fd)
+                    return
+                sender = None
+                for level, kind, cdata in anc:
+                    if level == sock.SOL_SOCKET and kind == sock.SCM_CREDENTIALS and len(cdata) >= 4:
+                        sender = int.from_bytes(cdata[:4], sys.byteorder, signed=True)
+                if sender != job.pid:
+                    continue
+                buf = job.res
+                buf += data
+                if len(buf) > cap:
+                    del buf[: len(buf) - cap]
+        finally:
+            conn.detach()
 
     def _close_fd(self, job: _Job, fd: int) -> None:
         self.ep.unregister(fd)
@@ -911,6 +1037,13 @@ class Server:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
+                # read the result channel for the last time while the zombie still holds its pid, so that no other
+                # process can ever be taken for it; later bytes are not read
+                for fd, kind in list(job.fds.items()):
+                    if kind == "res":
+                        self._drain_result(job, fd)
+                        if fd in job.fds:
+                            self._close_fd(job, fd)
             try:
                 _, status, ru = os.wait4(pid, 0)
             except ChildProcessError:
@@ -951,16 +1084,9 @@ class Server:
             self._close_fd(job, fd)
         wall = time.monotonic() - job.start
         self._remove_workdir(job.workdir)
-        rec = None
-        if job.res:
-            try:
-                rec = marshal.loads(bytes(job.res))
-                if not (isinstance(rec, tuple) and len(rec) == 5):
-                    rec = None
-            except (ValueError, EOFError, TypeError):
-                rec = None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         returncode = -sig if sig else os.WEXITSTATUS(status)
+        rec = parse_result(bytes(job.res), None if sig else returncode, job.has_call) if job.res else None
         exc_type = exc_message = ""
         value = None
         memory = False
@@ -1057,10 +1183,10 @@ class Server:
         poll, fdmap, ctrl_in, wake_r = self.ep.poll, self.fdmap, self.ctrl_in, self.wake_r
         while not (self.closing and not self.running):
             while len(self.running) < workers and self.qhead < len(self.queue) and not self.closing:
-                jid, timeout, spec = self.queue[self.qhead]
+                jid, timeout, spec, has_call = self.queue[self.qhead]
                 self.queue[self.qhead] = None
                 self.qhead += 1
-                self._start(jid, timeout, spec)
+                self._start(jid, timeout, spec, has_call)
             if self.qhead > 1024 and self.qhead * 2 > len(self.queue):
                 del self.queue[: self.qhead]
                 self.qhead = 0
@@ -1202,7 +1328,7 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
     if not in_pidns:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
     root = info["root"]
-    uid_drop = root and cfg["isolation"] == "auto"
+    uid_drop = root and not cfg.get("test_no_uid_drop")  # test_*: produce the weaker modes on purpose
     if uid_drop and not info["mount"]:
         # without a private mount namespace the stdlib must already be searchable by a stranger uid
         uid_drop = all(_first_blocked(p) is None for p in _needed_paths())
@@ -1241,6 +1367,7 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
         info["nproc"] = f"counted by the server every {POLICE_INTERVAL * 1000:.0f} ms (root without uid drop)"
     uid_base = UID_BASE + (outer_pid % (1 << 22)) * 256 if uid_drop else None
     info["network_mode"] = "namespace" if info["net"] else "audit-hook"
+    _check_containment(cfg, info)
     os.chdir("/")
     try:
         os.nice(-JOB_NICE)
@@ -1251,6 +1378,40 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
     _exec_fresh(state)  # returns only if exec failed: then serve from this process
     info["fresh_interpreter"] = False
     _serve(*state)
+
+
+UNSAFE_ENV = "REWARD_FNS_SANDBOX_UNSAFE"
+
+
+def _check_containment(cfg: dict, info: dict) -> None:
+    """Set ``info["contained"]``: whether a job is kept away from every process outside the sandbox (cannot signal,
+    ptrace or write the memory of the caller, Ray, ...). That holds when each job runs under its own uid (root), or
+    when jobs are unprivileged in a private pid namespace with its own /proc (user namespace). Otherwise refuse to
+    serve, unless the caller opted in (``allow_unsafe_host_access``)."""
+    privileged_jobs = info["root"] and not info["uid_drop"]  # jobs would run as host root
+    hidden = info["pid"] and info.get("proc", False) and (not info["userns"] or info.get("caps_dropped", False))
+    info["contained"] = bool(info["uid_drop"] or (hidden and not privileged_jobs))
+    if info["contained"] or cfg.get("allow_unsafe_host_access"):
+        return
+    if privileged_jobs:
+        what = "jobs would run as root, so a job could signal, ptrace or overwrite any process on this machine"
+        fix = (
+            "use isolation='auto' (a private mount namespace lets each job run under its own uid), or an interpreter "
+            "whose stdlib other users can read (then each job gets its own uid without namespaces)"
+        )
+    else:
+        what = (
+            f"jobs would run as uid {os.getuid()}, the caller's own, without a private pid namespace, so a job could "
+            "signal, ptrace or overwrite the memory of this user's other processes (the reward worker, Ray)"
+        )
+        fix = (
+            "run as root (each job gets its own uid), or allow unprivileged user namespaces "
+            "(sysctl user.max_user_namespaces>0, kernel.unprivileged_userns_clone=1) and use isolation='auto'"
+        )
+    raise RuntimeError(
+        f"the sandbox cannot contain untrusted code here (isolation={cfg['isolation']!r}): {what}. Fix: {fix}. For "
+        f"code you trust only, opt in with Sandbox(allow_unsafe_host_access=True) or {UNSAFE_ENV}=1."
+    )
 
 
 def _exec_fresh(state: tuple) -> None:
@@ -1285,6 +1446,9 @@ _BOOT = (
 
 def _serve(cfg, info, ctrl_in, ctrl_out, workroot, own_workroot, uid_base, nproc) -> None:
     """The zygote proper: preload, freeze the heap, serve jobs; job children leave through here to run."""
+    # not dumpable: a job of the same uid (user namespace) can neither ptrace nor read/write the memory of the server or
+    # of another job (they inherit this); jobs with their own uid already differ from everyone else
+    _prctl(PR_SET_DUMPABLE, 0)
     info["preload_failed"] = _preload(cfg.get("preload", PRELOAD))
     _prepare_job_state()
     import gc

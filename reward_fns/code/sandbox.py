@@ -34,6 +34,19 @@ keeps jobs from reading each other's files or signalling each other. Where root 
 the server counts each job's processes every 10 ms and kills a job that has more than ``max_processes``.
 :attr:`Sandbox.isolation` reports what the kernel granted.
 
+Jobs are contained only where they cannot reach processes outside the sandbox: each job under its own uid (root),
+or unprivileged in a private pid namespace with its own /proc (user namespace). Elsewhere (``isolation="rlimits"``
+as a non-root user, a container without user namespaces, root whose stdlib other users cannot read) the first job
+raises ``RuntimeError`` naming the fix, unless the caller opts in with ``allow_unsafe_host_access=True`` or
+``REWARD_FNS_SANDBOX_UNSAFE=1``; :attr:`Sandbox.isolation` says ``contained``.
+
+A job cannot forge its result: its result channel is a socket on which the kernel names the sending process, so the
+server hears only the job's own process, never its children, and takes only the harness's record at the end of what
+that process wrote, and only if it agrees with how the process ended (an ``ok`` record needs exit status 0). Bytes
+written to any descriptor can therefore never turn an exception, a non-zero exit, a signal or a timeout into success.
+What a job's own process reports at its end is its own choice, as returning a value is: never run trusted checks
+inside a job; compare in the caller, as :mod:`reward_fns.code.azr` does.
+
 A job is a fork of the server, which holds other jobs' code and partial output: the child leaves the server's
 frames before it runs, so none of that is reachable from its objects (only by reading raw memory). Expected
 outputs never enter the sandbox: :mod:`reward_fns.code.azr` compares values in the caller.
@@ -50,6 +63,7 @@ import marshal
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -198,6 +212,7 @@ class _State:
         self.pid = os.getpid()
         self.wake = threading.Event()
         self.writer: threading.Thread | None = None
+        self.warned = False
 
     def ensure(self) -> ServerProcess:
         """The running server, started if needed. Call with ``lock`` held."""
@@ -206,6 +221,14 @@ class _State:
         if self.server is None:
             server = self.procserver.ensure()
             self.server = server
+            if not server.info.get("contained", False) and not self.warned:
+                self.warned = True
+                warnings.warn(
+                    "Sandbox(allow_unsafe_host_access=True): jobs are NOT contained here; they can signal, ptrace "
+                    f"and overwrite the memory of this user's processes (isolation: {server.info})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             threading.Thread(target=self._reader, args=(server,), name="sandbox-reader", daemon=True).start()
         if self.writer is None:
             self.writer = threading.Thread(target=self._writer, name="sandbox-writer", daemon=True)
@@ -369,8 +392,14 @@ class Sandbox:
         max_open_files: ``RLIMIT_NOFILE``.
         max_code_bytes: larger programs are refused (``bad_input``) without running.
         hash_seed: ``PYTHONHASHSEED`` of the server (``None``: random per server).
-        isolation: ``"auto"`` (namespaces and a per-job uid where the kernel allows) or ``"rlimits"`` (process
-            limits only, with the audit-hook network block: what you get on a kernel without namespaces).
+        isolation: ``"auto"`` (namespaces and a per-job uid where the kernel allows) or ``"rlimits"`` (no
+            namespaces: rlimits, the audit-hook network block and, as root, a per-job uid: what you get on a kernel
+            without namespaces).
+        allow_unsafe_host_access: run even where jobs cannot be contained (see :attr:`isolation`,
+            ``contained``): no per-job uid and no private pid namespace, e.g. ``isolation="rlimits"`` as a non-root
+            user, or a container without user namespaces. There a job can signal, ptrace or overwrite the memory of
+            every process of the caller's uid (the reward worker, Ray). Default: ``False``, unless the environment
+            variable ``REWARD_FNS_SANDBOX_UNSAFE=1``; without it the first job raises ``RuntimeError`` naming the fix.
         preload: stdlib modules the server imports once so that jobs need not (default: ``math``, ``itertools``,
             ``collections``, ``functools``, ``heapq``, ``bisect``, ``operator``, ``string``). Each one makes every
             fork slightly dearer; importing a module inside a job costs ~0.1-20 ms (``typing`` ~11 ms). Never
@@ -394,6 +423,7 @@ class Sandbox:
         hash_seed: int | None = 0,
         isolation: str = "auto",
         preload: Sequence[str] | None = None,
+        allow_unsafe_host_access: bool | None = None,
     ):
         if workers is None:
             workers = max(1, min(8, os.cpu_count() or 1))
@@ -418,6 +448,10 @@ class Sandbox:
             raise ValueError(f"Sandbox(cpu_seconds={cpu_seconds!r}): must be an int >= 1")
         if isolation not in ("auto", "rlimits"):
             raise ValueError(f"Sandbox(isolation={isolation!r}): valid: 'auto', 'rlimits'")
+        if allow_unsafe_host_access is None:
+            allow_unsafe_host_access = os.environ.get(_fs.UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
+        if not isinstance(allow_unsafe_host_access, bool):
+            raise ValueError(f"Sandbox(allow_unsafe_host_access={allow_unsafe_host_access!r}): must be a bool")
         if hash_seed is not None and not (isinstance(hash_seed, int) and 0 <= hash_seed <= 4294967295):
             raise ValueError(f"Sandbox(hash_seed={hash_seed!r}): must be None or an int in [0, 2**32)")
         preload = _fs.PRELOAD if preload is None else preload
@@ -438,6 +472,7 @@ class Sandbox:
             "max_open_files": int(max_open_files),
             "isolation": isolation,
             "preload": list(preload),
+            "allow_unsafe_host_access": allow_unsafe_host_access,
         }
         self._hash_seed = hash_seed
         self._state = _State(self._config, hash_seed)
@@ -536,8 +571,9 @@ class Sandbox:
                 raise ValueError(f"timeout must be > 0, got {timeout!r}")
         except ValueError as e:
             return _failed("bad_input", str(e))
-        # the server passes the spec through unopened: only the job child unpacks it
-        return ("run", jid, t, marshal.dumps((code_b, stdin_b, parsed, func)))
+        # the server passes the spec through unopened (only the job child unpacks it); it learns only whether the job
+        # has a call, so that it can refuse a result record with a value from a job without one
+        return ("run", jid, t, marshal.dumps((code_b, stdin_b, parsed, func)), parsed is not None)
 
     def submit(
         self,
