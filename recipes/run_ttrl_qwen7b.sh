@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Test-Time RL (TTRL) of Qwen2.5-Math-7B: no labels in training. Rows with data source "vote" are relabelled online by
 # majority vote over their 64 rollouts (verl_selfplay's GroupFilterSampler), every rollout is re-scored against the
-# pseudo-label, and the policy trains on the first 32 rollouts of each prompt. When the rows carry a true label,
-# training/vote/label_agreement logs how often the pseudo-label matches it. Validation uses the true labels.
+# pseudo-label, and the policy trains on the first 32 rollouts of each prompt. A "vote" row is never scored against a
+# gold answer: a true label, if any, sits in extra_info.eval_ground_truth (what the data CLI below writes) and only feeds
+# training/vote/label_agreement and training/vote/true_acc. Validation uses the true labels.
 #
 # Data (the same test set twice: unlabelled "vote" rows to train on, labelled "math" rows to evaluate):
 #   python -m verl_selfplay.data.math --input aime2024.jsonl --out "$DATA_DIR" --question-key problem \

@@ -90,7 +90,8 @@ def compute_score(
 
     Data sources and their default schemes: ``math`` and verl's MATH / GSM8K names (``r1``),
     ``knights_knaves`` and Logic-RL's ``kk_logic`` (``logicrl``), ``vote`` (``r1``; scores against
-    ``extra_info["majority_label"]`` when present, else ``ground_truth``), and the Absolute-Zero solver
+    ``extra_info["majority_label"]`` only, never ``ground_truth``; without a label: the failure score and an
+    error saying vote relabelling is off), and the Absolute-Zero solver
     sources ``code_exec`` (task type from ``extra_info["task_type"]``), ``azr_deduction``,
     ``azr_abduction`` and ``azr_induction`` (``azr``; programs run in :mod:`reward_fns.code`'s sandbox,
     fields documented in :func:`reward_fns.code.azr.score`). Unknown names raise

@@ -10,8 +10,8 @@ One run, several of our parts at once (each asserted through its own metrics):
 - trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2);
 - ``GroupFilterSampler`` as verl's custom sampler, with the acc-filter, a group-level length filter and a
   sample-level repetition filter, refilling rejected groups through PCL's selection;
-- TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels stay in
-  ``reward_model.ground_truth``), so each step mixes majority-voted and labelled groups;
+- TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels move to
+  ``extra_info.eval_ground_truth``, used only for the agreement metric), so each step mixes majority-voted and labelled groups;
 - the CPU backend: the rollout's log-probs equal the FSDP actor's, the ``hf`` server batches requests.
 
 It trains 2 steps, validates and checkpoints at step 2; the one resume test of the suite then trains step 3
@@ -56,7 +56,7 @@ PCL = [
     "+pcl.metric=acc",
     "+pcl.value_model_kwargs.max_seq_length=32",
 ]
-REASONS = ("rollout_failure", "acc_too_low", "acc_too_high", "length", "repetition")
+REASONS = ("rollout_failure", "invalid_metric", "acc_too_low", "acc_too_high", "length", "repetition")
 BATCH = 8  # data.train_batch_size in tests/_e2e.py
 
 
@@ -65,7 +65,16 @@ def run_dir(tmp_path_factory, tiny):
     tmp = tmp_path_factory.mktemp("e2e")
     _, data_dir = tiny
     train = pd.read_parquet(data_dir / "train.parquet")
-    train["data_source"] = ["vote" if i % 2 else source for i, source in enumerate(train["data_source"])]
+    voted = [i % 2 == 1 for i in range(len(train))]
+    train["data_source"] = ["vote" if v else source for v, source in zip(voted, train["data_source"], strict=True)]
+    # a vote row keeps its true label only under extra_info.eval_ground_truth (for label_agreement), never as reward
+    train["extra_info"] = [
+        {**info, "eval_ground_truth": rm["ground_truth"]} if v else info
+        for v, info, rm in zip(voted, train["extra_info"], train["reward_model"], strict=True)
+    ]
+    train["reward_model"] = [
+        {**rm, "ground_truth": ""} if v else rm for v, rm in zip(voted, train["reward_model"], strict=True)
+    ]
     train.to_parquet(tmp / "train_vote.parquet")
     return tmp
 
@@ -113,6 +122,7 @@ def test_group_filters_report_every_step(run):
         assert 0 < trained <= BATCH and m["training/group_filter/groups_kept"] >= trained
         assert trained == BATCH or m["training/group_filter/round_cap_hit"] == 1.0
         assert m["training/group_filter/gen_rounds"] >= 1
+        assert m["training/group_filter/groups_rejected/invalid_metric"] == 0  # reward_fns never reports NaN
         assert 0.1 <= m["training/group_filter/group_metric_mean/kept"] <= 0.8
         assert "training/group_filter/samples_masked/repetition" in m
         # the length filter removed long responses from training (verl's own metric over the trained batch)
@@ -122,7 +132,8 @@ def test_group_filters_report_every_step(run):
 def test_vote_relabelling_ran_on_the_vote_rows(run):
     for m in run.metrics:
         assert m["training/vote/groups"] > 0 and m["training/vote/labelled_groups"] == m["training/vote/groups"]
-        assert 0.0 <= m["training/vote/label_agreement"] <= 1.0
+        agreeing = m["training/vote/label_agreement"] * m["training/vote/groups"]  # a count of whole groups
+        assert abs(agreeing - round(agreeing)) < 1e-6
         assert 0.0 < m["training/vote/majority_ratio"] <= 1.0
 
 
