@@ -245,16 +245,12 @@ def make_trainer(cfg):
 
 @pytest.fixture(scope="module")
 def transfer_queue():
-    """TransferQueue on a local Ray instance (one storage unit, as verl's CPU runs need)."""
-    import ray
-    import transfer_queue as tq
-    from omegaconf import OmegaConf
+    """TransferQueue on a local Ray instance (one storage unit), shared with the sampler tests of this process."""
+    from _sampler_harness import clear, shared_tq
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    tq = shared_tq()
     yield tq
-    tq.close()
-    ray.shutdown()
+    clear(tq)
 
 
 def test_doctests_and_registration():
