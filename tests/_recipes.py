@@ -99,3 +99,10 @@ def capture(script: Path, *extra_args: str, env: dict[str, str] | None = None, t
 def compose(call: RecipeCall):
     """verl's composed trainer config for ``call`` (raises on any unknown key or bad override)."""
     return compose_verl(call.overrides, config_name=call.config_name, config_path=call.config_path)
+
+
+def recorded_argvs(tmp: Path) -> list[list[str]]:
+    """The argv of every ``python3`` call of the last :func:`capture` into ``tmp``, in order (not only main_ppo's:
+    e.g. a GPU recipe's ``-m verl_selfplay.gpu_preflight`` and data preparation calls)."""
+    record = tmp / "calls.jsonl"
+    return [json.loads(line)["argv"] for line in record.read_text().splitlines()] if record.exists() else []
