@@ -170,11 +170,26 @@ def _leftovers(box: Sandbox) -> tuple[list[int], list[int]]:
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) not in warm_host:
                 try:
-                    if os.stat(f"/proc/{entry}").st_uid >= fs.UID_BASE:
+                    if os.stat(f"/proc/{entry}").st_uid >= fs.UID_BASE and not _warm_child_of_another_server(
+                        int(entry), set(tree)
+                    ):
                         by_uid.append(int(entry))
                 except OSError:
                     pass
     return under_server, by_uid
+
+
+def _warm_child_of_another_server(pid: int, box_tree: set[int]) -> bool:
+    """A pre-forked warm child of another live sandbox (the process-wide default one, another test's, another
+    process's): it waits under a job uid too, but as the direct child of that sandbox's own server (a root process
+    outside this box's tree), not as a job process that escaped this box (those end up under pid 1 or a job uid)."""
+    with open(f"/proc/{pid}/stat") as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    if ppid == 1 or ppid in box_tree or os.stat(f"/proc/{ppid}").st_uid >= fs.UID_BASE:
+        return False
+    with open(f"/proc/{ppid}/cmdline", "rb") as f:
+        cmdline = f.read()
+    return b"_forkserver" in cmdline or b"import marshal" in cmdline
 
 
 @pytest.fixture(scope="module")
