@@ -111,9 +111,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def table(metrics: list[dict[str, Any]]) -> str:
-    """One row per step with the :data:`COLUMNS` that the run logged."""
-    cols = [(label, key) for label, key in COLUMNS if any(key in m for m in metrics)]
+def table(metrics: list[dict[str, Any]], columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
+    """One row per step with the ``columns`` (label, metric key) that the run logged."""
+    cols = [(label, key) for label, key in columns if any(key in m for m in metrics)]
     header = ["step"] + [label for label, _ in cols]
     rows = [[str(m["step"])] + [_fmt(m.get(key)) for _, key in cols] for m in metrics]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
