@@ -8,7 +8,7 @@ Faked: the inference server only. :class:`ScriptedServer` implements the one cal
 ``server_manager.generate(request_id, *, prompt_ids, sampling_params) -> TokenOutput``, and answers from a script:
 proposer prompts get the proposal under test (valid, invalid, hostile, malformed), solver prompts get scripted answers.
 
-A guard (a ``sys.addaudithook`` hook, armed only inside :func:`guarded`) fails loudly if any code object of model
+A guard (:mod:`verl_selfplay.azr.guard`, an audit hook armed only inside :func:`guarded`) fails loudly if any code object of model
 text (a function ``f`` compiled from a string) is executed in this process, or if model text reaches a subprocess:
 all of it must run in the sandbox's own processes.
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import sys
-from pathlib import Path
-from types import CodeType
 
 import pytest
 from _config import compose_verl
 
+from verl_selfplay.azr.guard import install
 from verl_selfplay.azr.prompts import DATA_SOURCES
 from verl_selfplay.azr.seeds import seed_tasks
 
@@ -63,34 +63,7 @@ class ScriptedServer:
         )
 
 
-class ModelTextGuard:
-    """Audit hook: records executions of model-text code and subprocesses that carry model text."""
-
-    MARKER = "def f("
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.violations: list[str] = []
-        sys.addaudithook(self._hook)
-
-    @staticmethod
-    def _model_code(code: CodeType) -> bool:
-        for const in code.co_consts:
-            if isinstance(const, CodeType) and (const.co_name == "f" and not Path(const.co_filename).exists()):
-                return True
-        return False
-
-    def _hook(self, event: str, args: tuple) -> None:
-        if not self.armed:
-            return
-        if event == "exec" and args and isinstance(args[0], CodeType) and self._model_code(args[0]):
-            self.violations.append(f"exec of model code {args[0].co_filename}")
-        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"):
-            if self.MARKER in repr(args):
-                self.violations.append(f"{event} with model text")
-
-
-GUARD = ModelTextGuard()
+GUARD = install()
 
 
 @contextlib.contextmanager
@@ -103,9 +76,12 @@ def guarded():
 
 
 def test_the_guard_catches_model_text_run_in_process():
-    with guarded() as guard:
+    with guarded() as guard, pytest.raises(RuntimeError, match="model text outside the sandbox"):
         exec(compile("def f(a):\n    return a\n", "<string>", "exec"), {})  # noqa: S102 - the positive control
-    assert guard.violations == ["exec of model code <string>"]
+    assert guard.violations == ["exec of model code compiled from <string>"]
+    with guarded() as guard, pytest.raises(RuntimeError, match="model text outside the sandbox"):
+        subprocess.run([sys.executable, "-c", "def f(a): return a"], check=False)
+    assert guard.violations == ["subprocess.Popen with model text in its arguments"]
 
 
 @pytest.fixture(scope="module")
