@@ -197,13 +197,15 @@ class AZRTrainer(SyncModeTrainer):
 
     def harvest(self, partition_id: str, keys: list[str], step: int) -> dict[str, float]:
         """Add the valid proposals among ``keys`` to the buffers; return this step's ``azr/*`` metrics."""
-        data = read_fields(partition_id, keys, ["extra_fields", "response_mask"])
+        data = read_fields(partition_id, keys, ["extra_fields", "response_mask", "advantages"])
         per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for key, extra, mask in zip(keys, data["extra_fields"], data["response_mask"], strict=True):
+        rows = zip(keys, data["extra_fields"], data["response_mask"], data["advantages"], strict=True)
+        for key, extra, mask, adv in rows:
             group = group_of(key_uid(key))
             length = float(mask.sum().item()) if hasattr(mask, "sum") else float("nan")
+            adv_sum = float((adv * mask).sum().item()) if hasattr(adv, "sum") and hasattr(mask, "sum") else None
             per_group[group].append(
-                {"azr": _row_field(extra, "azr"), "reward": reward_extra_info(extra), "len": length}
+                {"azr": _row_field(extra, "azr"), "reward": reward_extra_info(extra), "len": length, "adv": adv_sum}
             )
         out: dict[str, float] = {}
         sandbox_s = 0.0
@@ -233,6 +235,10 @@ class AZRTrainer(SyncModeTrainer):
                 out[f"{prefix}/rejected/{reason}"] = float(count)
             sandbox_s += sum(float(p["azr"].get("sandbox_s") or 0.0) for p in proposals)
         out["azr/sandbox_s"] = sandbox_s
+        for group, items in per_group.items():  # Task-Relative REINFORCE++ whitens each group: its mean is ~0
+            tokens = sum(i["len"] for i in items)
+            if tokens and all(i["adv"] is not None for i in items):
+                out[f"azr/advantage_mean/{group}"] = sum(i["adv"] for i in items) / tokens
         return out
 
     # ------------------------------------------------------------------ seeding phase
