@@ -56,40 +56,28 @@ class E2ERun(NamedTuple):
         return self.log[-n:]
 
 
-def _tiny_key() -> str:
+def _tiny_key(*args: str) -> str:
     src = (REPO / "verl_selfplay" / "tiny.py").read_bytes()
-    return hashlib.sha256(src + f"{TINY_SEED}/{TINY_SFT_STEPS}".encode()).hexdigest()[:12]
+    return hashlib.sha256(src + f"{TINY_SEED}/{TINY_SFT_STEPS}/{'/'.join(args)}".encode()).hexdigest()[:12]
 
 
-def tiny_assets(root: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """``(model_dir, data_dir)`` of the tiny model and addition data, built once and cached.
+def tiny_assets(root: str | os.PathLike | None = None, *, azr: bool = False) -> tuple[Path, Path]:
+    """``(model_dir, data_dir)`` of the tiny model and its data, built once and cached.
 
-    The cache lives in ``$VERL_SELFPLAY_TINY_CACHE`` (default: the temp dir) under a key that
-    changes with ``verl_selfplay/tiny.py``; concurrent builders race safely (atomic rename).
+    ``azr=False``: the addition model and data; ``azr=True``: the AZR model (``python -m verl_selfplay.tiny --azr``,
+    its default SFT) and AZR's validation tasks. The cache lives in ``$VERL_SELFPLAY_TINY_CACHE`` (default: the temp
+    dir) under a key that changes with ``verl_selfplay/tiny.py``; concurrent builders race safely (atomic rename).
     """
     base = Path(root or os.environ.get("VERL_SELFPLAY_TINY_CACHE") or tempfile.gettempdir())
-    target = base / f"verl_selfplay_tiny_{_tiny_key()}"
+    name = "verl_selfplay_tiny_azr" if azr else "verl_selfplay_tiny"
+    target = base / f"{name}_{_tiny_key('azr') if azr else _tiny_key()}"
     if not (target / "DONE").exists():
         base.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=base))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "verl_selfplay.tiny",
-                "--out",
-                str(staging / "model"),
-                "--data-out",
-                str(staging / "data"),
-                "--seed",
-                str(TINY_SEED),
-                "--sft-steps",
-                str(TINY_SFT_STEPS),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        cmd = [sys.executable, "-m", "verl_selfplay.tiny", "--out", str(staging / "model")]
+        cmd += ["--data-out", str(staging / "data"), "--seed", str(TINY_SEED)]
+        cmd += ["--azr"] if azr else ["--sft-steps", str(TINY_SFT_STEPS)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeError(f"verl_selfplay.tiny failed:\n{proc.stderr[-3000:]}")

@@ -16,3 +16,10 @@ def tiny() -> tuple[Path, Path]:
     second run on the same machine reuses it.
     """
     return tiny_assets()
+
+
+@pytest.fixture(scope="session")
+def tiny_azr() -> tuple[Path, Path]:
+    """``(model_dir, data_dir)`` of the tiny AZR model (``python -m verl_selfplay.tiny --azr``) and its validation
+    tasks, built once per run and cached like :func:`tiny`."""
+    return tiny_assets(azr=True)

@@ -14,12 +14,15 @@ One run, several of our parts at once (each asserted through its own metrics):
   ``extra_info.eval_ground_truth``, used only for the agreement metric), so each step mixes majority-voted and labelled groups;
 - the CPU backend: the rollout's log-probs equal the FSDP actor's, the ``hf`` server batches requests.
 
-It trains 2 steps, validates and checkpoints at step 2; the one resume test of the suite then trains step 3
-from that checkpoint (verl's weights and PCL's state).
+It trains 2 steps and validates at step 2. A second run is Absolute Zero self-play (trainer mode ``azr``, the
+tiny AZR model, Task-Relative REINFORCE++, the sandbox) with the model-text guard armed in every process; it
+checkpoints at step 2, and the suite's one resume test trains step 3 from that checkpoint (verl's weights and the
+AZR buffers). PCL's own checkpoint round trip is tested in-process (``tests/test_pcl_trainer.py``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -149,14 +152,105 @@ def test_pcl_selected_every_prompt_including_refills(run, run_dir):
     assert saved["value_model"]["updates"] == 2
 
 
-def test_checkpoint_then_resume_for_one_more_step(run, run_dir, tiny):
-    ckpt = run_dir / "checkpoints"
+# ------------------------------------------------------------------------------------------ Absolute Zero
+
+AZR_PER_TYPE = 4
+AZR = [
+    "trainer.v1.trainer_mode=azr",
+    "algorithm.adv_estimator=task_relative_reinforce_plus_plus",
+    "+reward.custom_reward_function.reward_kwargs.scheme=azr",
+    "actor_rollout_ref.rollout.n=1",
+    f"data.train_batch_size={6 * AZR_PER_TYPE}",
+    f"actor_rollout_ref.actor.ppo_mini_batch_size={6 * AZR_PER_TYPE}",
+    f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={6 * AZR_PER_TYPE}",
+    f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={6 * AZR_PER_TYPE}",
+    f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={6 * AZR_PER_TYPE}",
+    "actor_rollout_ref.actor.optim.lr=1e-4",
+    "data.max_prompt_length=256",
+    "data.max_response_length=96",
+    f"+azr.propose_per_type={AZR_PER_TYPE}",
+    f"+azr.solve_per_type={AZR_PER_TYPE}",
+    "+azr.n_learn=4",
+    "+azr.n_references=1",
+    "+azr.induction_inputs=4",
+    "+azr.induction_visible=2",
+    "+azr.timeout=2",
+    "+azr.prompt_style=compact",
+]
+AZR_TYPES = ("deduction", "abduction", "induction")
+
+
+@pytest.fixture(scope="module")
+def azr_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e_azr")
+
+
+def _azr_run(azr_dir, tiny_azr, steps: int, *extra: str):
+    model_dir, data_dir = tiny_azr
+    guard_log = azr_dir / f"guard_{steps}.log"
+    overrides = [*AZR, f"data.train_files={data_dir / 'train.parquet'}", f"data.val_files={data_dir / 'test.parquet'}"]
+    env = {"VERL_SELFPLAY_MODEL_TEXT_GUARD": "1", "VERL_SELFPLAY_MODEL_TEXT_GUARD_LOG": str(guard_log)}
+    run = run_main_ppo(azr_dir, [*overrides, *extra], steps=steps, assets=tiny_azr, env=env)
+    return run, guard_log
+
+
+@pytest.fixture(scope="module")
+def azr_run(azr_dir, tiny_azr):
+    run, guard_log = _azr_run(azr_dir, tiny_azr, 2, "trainer.save_freq=2", "trainer.test_freq=2")
+    assert run.returncode == 0, run.tail()
+    assert [m["step"] for m in run.metrics] == [1, 2]
+    return run, guard_log
+
+
+def _buffer_lines(folder) -> dict[str, list[str]]:
+    return {t: (folder / "azr_buffers" / f"{t}.jsonl").read_text().splitlines() for t in AZR_TYPES}
+
+
+def test_azr_self_play_reports_every_metric_and_grows_its_buffers(azr_run, azr_dir):
+    run, _ = azr_run
+    for m in run.metrics:
+        for t in AZR_TYPES:
+            for name in ("valid_rate", "learnability", "solver_acc", "buffer_size"):
+                assert f"azr/{t}/{name}" in m, (t, name)
+            proposals = AZR_PER_TYPE
+            valid = round(m[f"azr/{t}/valid_rate"] * proposals)
+            rejected = sum(v for k, v in m.items() if k.startswith(f"azr/{t}/rejected/"))
+            assert valid + rejected == proposals  # every proposal is either valid or rejected with a reason
+        assert m["azr/sandbox_s"] > 0
+        # one actor update over all six (role, task) groups, with a learning signal
+        assert m["actor/grad_norm"] > 0 and math.isfinite(m["actor/grad_norm"])
+        # Task-Relative REINFORCE++: every group's advantages are whitened within the group
+        means = {k: v for k, v in m.items() if k.startswith("azr/advantage_mean/")}
+        assert len(means) == 6 and all(abs(v) < 1e-4 for v in means.values()), means
+    # valid proposals were harvested: the buffers grew beyond the seeds by exactly the tasks added
+    added = {t: sum(m[f"azr/{t}/added"] for m in run.metrics) for t in AZR_TYPES}
+    assert sum(added.values()) > 0, added
+    saved = _buffer_lines(azr_dir / "checkpoints" / "global_step_2")
+    for t in AZR_TYPES:
+        assert len(saved[t]) == run.metrics[-1][f"azr/{t}/buffer_size"]
+        proposed = [json.loads(line) for line in saved[t] if json.loads(line)["source"] == "proposed"]
+        assert len(proposed) == added[t] and all(task["step"] in (1, 2) for task in proposed)
+    # the fixed validation set was scored
+    for t in AZR_TYPES:
+        assert f"val-core/azr_{t}/acc/mean@1" in run.metrics[-1]
+
+
+def test_no_model_text_ran_outside_the_sandbox(azr_run):
+    _, guard_log = azr_run
+    lines = guard_log.read_text().splitlines()
+    armed = {line.split(":")[0] for line in lines if line.startswith("armed")}
+    assert len(armed) >= 3, lines  # the trainer, the agent-loop worker and the reward worker at least
+    assert [line for line in lines if not line.startswith("armed")] == []
+
+
+def test_checkpoint_then_resume_for_one_more_step(azr_run, azr_dir, tiny_azr):
+    """The suite's one resume test: verl's weights and AZR's buffers come back exactly."""
+    ckpt = azr_dir / "checkpoints"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert (ckpt / "global_step_2" / "actor").is_dir()
+    before = _buffer_lines(ckpt / "global_step_2")
 
-    resumed = run_main_ppo(
-        run_dir, _overrides(run_dir, "trainer.save_freq=1", "trainer.resume_mode=auto"), steps=3, assets=tiny
-    )
+    resumed, _ = _azr_run(azr_dir, tiny_azr, 3, "trainer.save_freq=1", "trainer.resume_mode=auto")
     assert resumed.returncode == 0, resumed.tail()
     assert [m["step"] for m in resumed.metrics] == [3]  # steps 1-2 were not redone
     step3 = resumed.metrics[0]
@@ -164,7 +258,9 @@ def test_checkpoint_then_resume_for_one_more_step(run, run_dir, tiny):
     # the rollout server got the resumed weights, not the initial ones
     assert step3["training/rollout_probs_diff_max"] < 1e-3
     assert re.search(r"Resuming from \S*global_step_2, setting global step to 2", resumed.log), resumed.tail()
-    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "3"
-    assert "Restored PCL value model and candidate pool" in resumed.log
-    after = torch.load(ckpt / "global_step_3" / "pcl_state.pt", weights_only=True)
-    assert after["value_model"]["updates"] == 3  # continued from the checkpoint's 2 updates, not from scratch
+    assert "Restored AZR buffers" in resumed.log
+    # step 3 started from exactly the saved buffers (append-only below the cap): they are a prefix of step 3's
+    after = _buffer_lines(ckpt / "global_step_3")
+    for t in AZR_TYPES:
+        assert after[t][: len(before[t])] == before[t], t
+        assert len(after[t]) == len(before[t]) + step3[f"azr/{t}/added"]

@@ -76,3 +76,7 @@ def install_from_env() -> None:
     """Install and arm the guard when ``VERL_SELFPLAY_MODEL_TEXT_GUARD=1`` (called on plugin import)."""
     if os.environ.get(ENV_VAR) == "1":
         install().armed = True
+        log = os.environ.get(LOG_ENV_VAR)
+        if log:  # one line per armed process, so a run can show where the guard was on
+            with open(log, "a") as f:
+                f.write(f"armed pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n")
