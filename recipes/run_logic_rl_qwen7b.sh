@@ -43,6 +43,9 @@ total_epochs=1                                          # [script] one pass over
 test_freq=10                                            # [script]
 save_freq=60                                            # [script]
 
+# GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
+python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
     data.val_files="$DATA_DIR/test.parquet" \

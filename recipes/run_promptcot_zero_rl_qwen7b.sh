@@ -59,6 +59,9 @@ max_extra_gen_rounds=9                         # [DAPO-32B] 10 generation batche
 repetition_n=10                                # [DJ] rep_len
 repetition_threshold=0.5                       # [DJ] max_ratio
 
+# GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
+python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
     data.val_files="$DATA_DIR/test.parquet" \
@@ -73,7 +76,7 @@ python3 -m verl.trainer.main_ppo \
     actor_rollout_ref.actor.optim.lr=$lr \
     actor_rollout_ref.actor.optim.lr_warmup_steps=$lr_warmup_steps \
     actor_rollout_ref.actor.optim.weight_decay=$weight_decay \
-    actor_rollout_ref.actor.grad_clip=$grad_clip \
+    actor_rollout_ref.actor.optim.clip_grad=$grad_clip \
     actor_rollout_ref.actor.ppo_mini_batch_size=$ppo_mini_batch_size \
     actor_rollout_ref.actor.use_dynamic_bsz=True \
     actor_rollout_ref.actor.ppo_max_token_len_per_gpu=$actor_max_tokens \

@@ -49,6 +49,9 @@ gpu_memory_utilization=0.8                       # [script]
 total_epochs=80                                  # [script] EPISODE=80 on AIME
 test_freq=2                                      # [script]
 
+# GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
+python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
     data.val_files="$DATA_DIR/test.parquet" \
