@@ -195,11 +195,17 @@ def _nearby(text: str) -> st.SearchStrategy[str]:
     )
 
 
+# bare (boxed for math-verify), or one formula parsed as written, which the fast path reads as the number
+_formula_around = st.sampled_from(["{}", "{}", "${}$", "$ {} $", "$${}$$", "\\({}\\)", "\\[ {} \\]"])
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_number_fast_path_equals_math_verify(data):
     gold = data.draw(_numbers, label="gold")
     pred = data.draw(_nearby(gold), label="pred")
+    gold = data.draw(_formula_around, label="gold formula").format(gold)
+    pred = data.draw(_formula_around, label="pred formula").format(pred)
     ours = m.verify(pred, gold, timeout_s=60)
     assert ours.correct == oracle(pred, gold), (pred, gold)
 
@@ -368,8 +374,9 @@ def test_fast_paths_skip_sympy():
     assert m.verify_answer(r"\dfrac{3}{6}", "1/2") and not m.verify_answer("1/3", "0.33")
     assert m.verify_answer("( 1 , 3 ]", r"\left(1, 3\right]") and not m.verify_answer("[1, 3]", "(1, 3]")
     assert m.verify_answer(r"\sqrt{45}", r"3\sqrt{5}") and not m.verify_answer("3x^2-5", "3x^{2}+5")
+    assert compute_score("math", "<answer>$26$</answer>", "26")["acc"] == 1.0  # one formula around a number
     after = m.cache_info()
-    assert after.fast_path - before.fast_path == 8 and after.checks == before.checks
+    assert after.fast_path - before.fast_path == 9 and after.checks == before.checks
 
 
 # ------------------------------------------------------------------------------------------------ caches
