@@ -106,6 +106,28 @@ def test_extract_answer_keeps_earlier_box_when_later_ones_are_separate():
     assert m.extract_answer(text) == r"\frac{a}{b^{2}}"
 
 
+@pytest.mark.parametrize(
+    "response, gold, math_verify_reads",
+    [
+        # an <answer> tag's content as written: math-verify finds the formula in the prose
+        ("<answer>The answer is $26$</answer>", "26", "The answer is $26$"),
+        ("<answer>Answer $ 9 $</answer>", "9", "Answer $ 9 $"),
+        ("<answer>The solution is $x != 5$</answer>", r"x \neq 5", "The solution is $x != 5$"),
+        (r"<answer>So it is \(\dfrac{1}{2}\).</answer>", "0.5", r"So it is \(\dfrac{1}{2}\)."),
+        (r"<answer>$50\%$</answer>", "50", r"$50\%$"),  # without its dollars 50\% is a string, not 50
+        # a box as the box: its content is boxed again even when it holds a delimiter
+        (r"so \boxed{12 $ and $ 13}", "12, 13", r"\boxed{12 $ and $ 13}"),
+        (r"so \boxed{\(4 \text{ units}\)}", r"4 \text{ units}", r"\boxed{\(4 \text{ units}\)}"),
+    ],
+)
+def test_answers_are_checked_as_the_response_writes_them(response, gold, math_verify_reads):
+    """Issue 11, item 10: prose around a formula, and delimiters inside a box, get math-verify's verdict."""
+    expected = bool(mv_verify(parse(m.wrap_latex(gold)), parse(math_verify_reads)))
+    assert compute_score("math", response, gold, timeout_s=60)["acc"] == float(expected)
+    found = m.answer_to_check(response)
+    assert found is not None and m.verify_answer(found[1], gold, timeout_s=60) is expected
+
+
 # ------------------------------------------------------------------------------------------- live oracle
 
 
@@ -173,11 +195,17 @@ def _nearby(text: str) -> st.SearchStrategy[str]:
     )
 
 
+# bare (boxed for math-verify), or one formula parsed as written, which the fast path reads as the number
+_formula_around = st.sampled_from(["{}", "{}", "${}$", "$ {} $", "$${}$$", "\\({}\\)", "\\[ {} \\]"])
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_number_fast_path_equals_math_verify(data):
     gold = data.draw(_numbers, label="gold")
     pred = data.draw(_nearby(gold), label="pred")
+    gold = data.draw(_formula_around, label="gold formula").format(gold)
+    pred = data.draw(_formula_around, label="pred formula").format(pred)
     ours = m.verify(pred, gold, timeout_s=60)
     assert ours.correct == oracle(pred, gold), (pred, gold)
 
@@ -346,8 +374,9 @@ def test_fast_paths_skip_sympy():
     assert m.verify_answer(r"\dfrac{3}{6}", "1/2") and not m.verify_answer("1/3", "0.33")
     assert m.verify_answer("( 1 , 3 ]", r"\left(1, 3\right]") and not m.verify_answer("[1, 3]", "(1, 3]")
     assert m.verify_answer(r"\sqrt{45}", r"3\sqrt{5}") and not m.verify_answer("3x^2-5", "3x^{2}+5")
+    assert compute_score("math", "<answer>$26$</answer>", "26")["acc"] == 1.0  # one formula around a number
     after = m.cache_info()
-    assert after.fast_path - before.fast_path == 8 and after.checks == before.checks
+    assert after.fast_path - before.fast_path == 9 and after.checks == before.checks
 
 
 # ------------------------------------------------------------------------------------------------ caches
@@ -389,6 +418,17 @@ def test_gold_that_does_not_match_itself_is_not_fast_pathed():
 
 
 # ------------------------------------------------------------------------------------------- time budget
+
+
+def test_timeouts_are_not_cached():
+    """Issue 11, item 11: a timeout under momentary load (here a budget no check can meet) is not remembered."""
+    pair = (r"(x+7)^{2}-x^{2}", r"14x+49")  # outside every fast path and never checked before
+    assert m.verify(*pair, timeout_s=1e-4) == m.Verdict(correct=False, timeout=True)
+    before = m.cache_info()
+    assert m.verify(*pair, timeout_s=60) == m.Verdict(correct=True, timeout=False)
+    assert m.cache_info().checks == before.checks + 1 and m.cache_info().cache_hits == before.cache_hits
+    assert m.verify(*pair, timeout_s=60) == m.Verdict(correct=True, timeout=False)  # a real verdict is cached
+    assert m.cache_info().cache_hits == before.cache_hits + 1
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

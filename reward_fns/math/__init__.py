@@ -3,7 +3,7 @@ r"""Math answers: extract the final answer of a response and check it against th
 Three verbs, from the outside in:
 
 - :func:`extract_answer` takes the last ``\boxed{…}`` (nested braces; also ``\fbox{…}`` and ``\boxed 5``),
-  else the last ``<answer>…</answer>`` content;
+  else the last ``<answer>…</answer>`` content (:func:`answer_to_check` also gives the string checked);
 - :func:`verify_answer` / :func:`verify` say whether an extracted answer equals the gold;
 - :func:`score` is the ``math`` scorer that :func:`reward_fns.compute_score` dispatches to.
 
@@ -16,10 +16,13 @@ One module per job:
 
 **Semantics.** A verdict is exactly math-verify's default ``verify(parse(gold), parse(pred))`` (the
 ``math_verify`` package of Kydlíček et al., Hugging Face), with both strings first made parseable by
-:func:`wrap_latex`: a bare ``\frac{1}{2}`` would silently fail to parse, so it is read as
-``\boxed{\frac{1}{2}}``. Fast paths answer first, in exact arithmetic, where math-verify's outcome is known;
-everything else goes to sympy, in checker processes killed at the time budget (``timeout_s``): a timeout is a
-wrong answer with ``timeout=True``, never an exception, in any thread.
+:func:`wrap_latex`: a *bare* string (no ``$``, ``\(``, ``\[`` or box, see :func:`is_delimited`) is read as
+``\boxed{…}`` (a bare ``\frac{1}{2}`` would silently fail to parse); a delimited one is parsed as it is,
+prose included (``The answer is $26$`` is 26). In a response, a boxed answer is checked as its box and an
+``<answer>`` tag's content as written (:func:`answer_to_check`). Fast paths answer first, in exact arithmetic,
+where math-verify's outcome is known; everything else goes to sympy, in checker processes killed at the time
+budget (``timeout_s``, default 5 s per call): a timeout is a wrong answer with ``timeout=True``, never an
+exception, in any thread, and is never cached.
 
 >>> extract_answer(r"so $x = \boxed{\frac{1}{2}}$.")
 '\\frac{1}{2}'
@@ -35,7 +38,7 @@ from typing import Any
 
 from reward_fns import format as fmt
 from reward_fns import schemes
-from reward_fns.math.extract import extract_answer, gold_text, wrap_latex
+from reward_fns.math.extract import answer_to_check, extract_answer, gold_text, is_delimited, wrap_latex
 from reward_fns.math.verification import (
     DEFAULT_TIMEOUT_S,
     CheckerStats,
@@ -50,9 +53,11 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "CheckerStats",
     "Verdict",
+    "answer_to_check",
     "cache_info",
     "extract_answer",
     "gold_text",
+    "is_delimited",
     "score",
     "score_answer",
     "verify",
@@ -72,10 +77,11 @@ def score_answer(
     >>> score_answer(r"\boxed{4}", "4", "simplerl")["score"]
     1.0
     """
-    pred = extract_answer(solution_str)
+    found = answer_to_check(solution_str)
+    pred, checked = found if found is not None else (None, None)
     parsed = pred is not None
     format_ok = fmt.format_ok(scheme, solution_str, parsed)
-    verdict = verify(pred, gold, timeout_s=timeout_s) if parsed and gold else Verdict(False)
+    verdict = verify(checked, gold, timeout_s=timeout_s) if parsed and gold else Verdict(False)
     return schemes.make_result(
         schemes.score(scheme, format_ok=format_ok, parsed=parsed, correct=verdict.correct),
         acc=float(verdict.correct),

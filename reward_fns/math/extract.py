@@ -14,12 +14,14 @@ from typing import Any
 
 from reward_fns import format as fmt
 
-__all__ = ["extract_answer", "gold_text", "wrap_latex"]
+__all__ = ["answer_to_check", "extract_answer", "gold_text", "is_delimited", "wrap_latex"]
 
 _BRACE_RE = re.compile(r"[{}]")
 # math-verify joins adjacent boxes ("\boxed{-2} and \boxed{1}" -> "-2,1"); the same separators.
 _SEPARATOR_RE = re.compile(r"\b(and|or)\b|,|;")
 _DELIMITERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+# an opening math delimiter as math-verify's own patterns find one: $, $$, \( or \[ not after a backslash
+_DELIMITER_RE = re.compile(r"(?<!\\)(?:\$|\\[(\[])")
 
 
 def _closing_brace(text: str, open_pos: int, limit: int) -> int | None:
@@ -85,6 +87,22 @@ def _strip_delimiters(text: str) -> str:
     return text
 
 
+def _extract(text: str) -> tuple[str, bool] | None:
+    """(answer, came from a box), or None."""
+    if "\\boxed" in text or "\\fbox" in text:
+        boxed = _last_boxed(text)
+        if boxed is not None:
+            return boxed, True
+    answer = fmt.extract_tag(text, "answer")
+    if answer is None:
+        return None
+    if "\\boxed" in answer or "\\fbox" in answer:
+        boxed = _last_boxed(answer)
+        return None if boxed is None else (boxed, True)
+    answer = answer.strip()
+    return (answer, False) if answer else None
+
+
 def extract_answer(text: str) -> str | None:
     r"""The final answer of a response, or None when it has none.
 
@@ -95,6 +113,10 @@ def extract_answer(text: str) -> str | None:
     ``$$…$$``, ``\(…\)`` or ``\[…\]`` removed. A last box with unbalanced braces (a truncated
     response) is no answer. Linear time; any string is safe.
 
+    This is the answer as shown (``pred`` in the score, what votes group); the string that is checked
+    is :func:`answer_to_check`'s, which keeps the delimiters (math-verify reads ``$50\%$`` and
+    ``50\%`` differently).
+
     >>> extract_answer(r"First \boxed{1}. Checking that again it is wrong. The answer is \boxed{\frac{a}{b^{2}}}")
     '\\frac{a}{b^{2}}'
     >>> extract_answer("<think>...</think><answer> $x^2$ </answer>")
@@ -104,16 +126,38 @@ def extract_answer(text: str) -> str | None:
     >>> extract_answer(r"\fbox{7}"), extract_answer(r"it is \boxed 5."), extract_answer(r"\boxed{12")
     ('7', '5', None)
     """
-    if "\\boxed" in text or "\\fbox" in text:
-        boxed = _last_boxed(text)
-        if boxed is not None:
-            return boxed
-    answer = fmt.extract_tag(text, "answer")
-    if answer is None:
+    found = _extract(text)
+    if found is None:
         return None
-    if "\\boxed" in answer or "\\fbox" in answer:
-        return _last_boxed(answer)
-    return _strip_delimiters(answer) or None
+    answer, boxed = found
+    return answer if boxed else (_strip_delimiters(answer) or None)
+
+
+def answer_to_check(text: str) -> tuple[str, str] | None:
+    r"""``(answer, checked)`` of a response, or None when it has none: ``answer`` is :func:`extract_answer`'s,
+    ``checked`` the string to verify, written so that :func:`wrap_latex` gives math-verify what the response
+    holds.
+
+    A boxed answer is checked as that box: its content, re-boxed explicitly when it holds a delimiter
+    (``\boxed{12 $ and $ 13}`` is two numbers, its content alone is a formula `` and ``). An ``<answer>``
+    tag's content is checked as written, delimiters and prose included: ``The answer is $26$`` is 26 for
+    math-verify, but boxed whole it is a product of letters.
+
+    >>> answer_to_check(r"so \boxed{\frac{1}{2}}")
+    ('\\frac{1}{2}', '\\frac{1}{2}')
+    >>> answer_to_check("<answer>The answer is $26$</answer>")
+    ('The answer is $26$', 'The answer is $26$')
+    >>> answer_to_check("<answer>$50\\%$</answer>"), answer_to_check(r"\boxed{$5}")
+    (('50\\%', '$50\\%$'), ('$5', '\\boxed{$5}'))
+    """
+    found = _extract(text)
+    if found is None:
+        return None
+    answer, boxed = found
+    if boxed:
+        return answer, ("\\boxed{" + answer + "}" if is_delimited(answer) else answer)
+    shown = _strip_delimiters(answer)
+    return (shown, answer) if shown else None
 
 
 def gold_text(ground_truth: Any) -> str:
@@ -142,17 +186,27 @@ def gold_text(ground_truth: Any) -> str:
     )
 
 
+def is_delimited(text: str) -> bool:
+    r"""Whether ``text`` is written with math delimiters, so math-verify parses it as it is: it holds a
+    ``$`` (``$$``), ``\(`` or ``\[`` not escaped by a backslash, or a ``\boxed``/``\fbox``. A string without
+    any is *bare*.
+
+    >>> is_delimited("The answer is $26$"), is_delimited(r"\(x\)"), is_delimited(r"\$5"), is_delimited("x != 5")
+    (True, True, False, False)
+    """
+    return _DELIMITER_RE.search(text) is not None or "\\boxed" in text or "\\fbox" in text
+
+
 def wrap_latex(text: str) -> str:
-    r"""The string math-verify parses for an answer: ``\boxed{text}``, unless ``text`` is already
-    delimited (starts with ``$``, ``\(`` or ``\[``) or holds a box, in which case it is parsed as it is.
+    r"""The string math-verify parses for an answer: ``\boxed{text}`` when ``text`` is bare, else ``text``
+    as it is (see :func:`is_delimited`).
 
-    A box is what math-verify reads best (and what the answer sat in): inside it ``\$5`` is a currency
-    sign and ``12 $ and $ 13`` two numbers, as in the response.
+    A bare answer is LaTeX without delimiters, which math-verify reads only inside a box (a bare
+    ``\frac{1}{2}`` silently fails to parse, ``x != 5`` parses as 5). A delimited one is parsed as written,
+    prose included: ``The answer is $26$`` is 26 (boxed whole, it would be a product of letters).
 
-    >>> wrap_latex(r"\frac{1}{2}"), wrap_latex("$x$"), wrap_latex(r"\boxed{3}"), wrap_latex(r"\$5")
-    ('\\boxed{\\frac{1}{2}}', '$x$', '\\boxed{3}', '\\boxed{\\$5}')
+    >>> wrap_latex(r"\frac{1}{2}"), wrap_latex(r"\$5"), wrap_latex("The answer is $26$"), wrap_latex(r"\boxed{3}")
+    ('\\boxed{\\frac{1}{2}}', '\\boxed{\\$5}', 'The answer is $26$', '\\boxed{3}')
     """
     text = text.strip()
-    if text.startswith(("$", "\\(", "\\[")) or "\\boxed" in text or "\\fbox" in text:
-        return text
-    return "\\boxed{" + text + "}"
+    return text if is_delimited(text) else "\\boxed{" + text + "}"

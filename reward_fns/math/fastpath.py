@@ -22,7 +22,12 @@ __all__ = ["fast_verdict"]
 
 
 def fast_verdict(pred: str, gold: str) -> bool | None:
-    """math-verify's verdict for two stripped, non-empty answers where it is known without sympy, else None."""
+    """math-verify's verdict for two stripped, non-empty answers where it is known without sympy, else None.
+
+    Bare strings are read as math-verify reads them boxed; a string that is one formula around a plain number
+    (``$26$``, ``\\( 0.5 \\)``) as that number. Anything else with a delimiter (prose) is left to sympy.
+    """
+    pred, gold = _formula_number(pred), _formula_number(gold)
     verdict = _numbers_verdict(pred, gold)
     if verdict is None:
         verdict = _bracketed_verdict(pred, gold)
@@ -60,6 +65,19 @@ def _plain_number(text: str) -> tuple[Fraction, bool] | None:
         return Fraction(int(m["sn"]), int(m["sd"])), False
     value = Fraction(int(m["fn"]), int(m["fd"]))
     return (-value if m["fs"] else value), False
+
+
+_FORMULAS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+
+
+def _formula_number(text: str) -> str:
+    """The plain number of a string that is exactly one formula around it (``$-3.5$``, ``$$ \\frac{1}{2} $$``),
+    else the string itself. math-verify reads these as it reads the boxed number (tests/test_math.py checks)."""
+    for left, right in _FORMULAS:
+        if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right):
+            inner = text[len(left) : -len(right)].strip(" ")
+            return inner if _plain_number(inner) is not None else text
+    return text
 
 
 def _numbers_verdict(pred: str, gold: str) -> bool | None:

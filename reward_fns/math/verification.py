@@ -3,7 +3,8 @@ r"""Verification: math-verify's verdict on an (answer, gold) pair within a time 
 A verdict is exactly math-verify's default ``verify(parse(gold), parse(pred))`` (the ``math_verify`` package of
 Kydlíček et al., Hugging Face), with both strings first made parseable by :func:`~reward_fns.math.extract.wrap_latex`.
 The exact fast paths of :mod:`reward_fns.math.fastpath` answer first; then a prediction identical to a gold whose
-parse is known to match itself, and a cache of recent (prediction, gold) verdicts. Everything else goes to sympy.
+parse is known to match itself, and a cache of recent (prediction, gold) verdicts (never timeouts). Everything
+else goes to sympy.
 
 **Time budget.** math-verify's own timeouts use ``signal.alarm``, which works only on the main thread; verl calls
 reward functions from a thread pool (``run_in_executor``), where those timeouts are refused, and a signal cannot
@@ -16,6 +17,15 @@ process itself never forks and never imports sympy. Each checker keeps an LRU ca
 are routed to the checker that already holds their gold, so the gold shared by the n rollouts of a prompt is parsed
 once. The server starts on first use (about a second, once per process; that start is not charged to the first
 call's budget) and is restarted if it dies; call :func:`warmup` to pay the start up front.
+
+**Default budget: 5 s per call** (:data:`DEFAULT_TIMEOUT_S`; parse gold, parse answer, compare, and any wait for
+a free checker). That is math-verify's own default (5 s per parse and per comparison), so honest but slow checks
+(a trigonometric ``simplify``, a large matrix) get the verdict math-verify gives them; 1 s would make them wrong
+here and right there, and on a loaded node (verl scores while the next batch generates) would turn honest answers
+into timeouts. The cost is bounded: only hostile answers run that long, each holds one checker for at most 5 s
+while the rest of the batch goes on in the other checkers, and a training step takes minutes. Set it per run with
+``+reward.custom_reward_function.reward_kwargs.timeout_s``. A timeout is never cached: it may come from a
+momentary load or a small budget, so the same pair is checked again on its next call.
 
 >>> verify_answer("0.5", r"\frac{1}{2}")
 True
@@ -50,7 +60,7 @@ __all__ = [
 
 logger = logging.getLogger("reward_fns.math")
 
-DEFAULT_TIMEOUT_S = 5.0  # per call; math-verify's own default is 5 s per parse and per comparison
+DEFAULT_TIMEOUT_S = 5.0  # per call, math-verify's own default (see the module docstring)
 
 
 def _max_checkers() -> int:
@@ -442,7 +452,8 @@ def verify(pred: str | None, gold: str, *, timeout_s: float = DEFAULT_TIMEOUT_S)
                 _STATE.self_match.put(g, self_match)
     if pool is None:
         verdict = _check_local(gold_w, pred_w, float(timeout_s))
-    _STATE.verdicts.put(key, verdict)  # timeouts too: the same pair would burn the same budget again
+    if not verdict.timeout:  # a timeout may be momentary load or a small budget: the next call checks again
+        _STATE.verdicts.put(key, verdict)
     return verdict
 
 
