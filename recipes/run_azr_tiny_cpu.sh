@@ -12,7 +12,7 @@
 # Environment: WORK_DIR, STEPS, SEED, MODEL_PATH, DATA_DIR, PROJECT_NAME, EXPERIMENT_NAME (as run_tiny_cpu.sh).
 # It writes verl's file-logger metrics to $WORK_DIR/metrics.jsonl, checkpoints the last step (actor + the task
 # buffers as JSON lines, $WORK_DIR/checkpoints/global_step_N/azr_buffers/*.jsonl), prints a per-step table of the
-# azr/* metrics and draws $WORK_DIR/azr_curves.png. About 2 minutes of start-up and ~10-20 s per step on 2 cores.
+# azr/* metrics and draws $WORK_DIR/azr_curves.png. About 2 minutes of start-up and ~3 s per step on 2 cores.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
