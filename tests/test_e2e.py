@@ -177,6 +177,7 @@ AZR = [
     "+azr.timeout=2",
     "+azr.prompt_style=compact",
 ]
+AZR_SEED_BUFFER = 12  # the seeding phase fills every buffer to this many tasks before step 1
 AZR_TYPES = ("deduction", "abduction", "induction")
 
 
@@ -196,7 +197,8 @@ def _azr_run(azr_dir, tiny_azr, steps: int, *extra: str):
 
 @pytest.fixture(scope="module")
 def azr_run(azr_dir, tiny_azr):
-    run, guard_log = _azr_run(azr_dir, tiny_azr, 2, "trainer.save_freq=2", "trainer.test_freq=2")
+    seeding = f"+azr.seed_buffer_size={AZR_SEED_BUFFER}"
+    run, guard_log = _azr_run(azr_dir, tiny_azr, 2, "trainer.save_freq=2", "trainer.test_freq=2", seeding)
     assert run.returncode == 0, run.tail()
     assert [m["step"] for m in run.metrics] == [1, 2]
     return run, guard_log
@@ -230,6 +232,12 @@ def test_azr_self_play_reports_every_metric_and_grows_its_buffers(azr_run, azr_d
         assert len(saved[t]) == run.metrics[-1][f"azr/{t}/buffer_size"]
         proposed = [json.loads(line) for line in saved[t] if json.loads(line)["source"] == "proposed"]
         assert len(proposed) == added[t] and all(task["step"] in (1, 2) for task in proposed)
+    # the seeding phase ran before step 1: the model's untrained proposals filled every buffer to the target
+    assert "AZR seeding round 1" in run.log
+    for t in AZR_TYPES:
+        first = run.metrics[0]
+        assert first[f"azr/{t}/buffer_size"] - first[f"azr/{t}/added"] >= AZR_SEED_BUFFER, t
+        assert any(json.loads(line)["source"] == "seeding" for line in saved[t]), t
     # the fixed validation set was scored
     for t in AZR_TYPES:
         assert f"val-core/azr_{t}/acc/mean@1" in run.metrics[-1]
