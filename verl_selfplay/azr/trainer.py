@@ -248,7 +248,7 @@ class AZRTrainer(SyncModeTrainer):
         for round_ in range(cfg.seed_max_rounds):
             short = [t for t in cfg.task_types if len(self.buffers[t]) < target]
             if not short:
-                return
+                break
             rows = [self._proposer_row(t) for t in short for _ in range(cfg.propose_per_type)]
             self.rng.shuffle(rows)
             keys = self._generate_untrained(self._to_batch(rows), [r["uid"] for r in rows])
