@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from _proctable import descendants, ns_pid
 
 from reward_fns.code import ExecResult, Sandbox, configure_default_sandbox, default_sandbox
 from reward_fns.code import _forkserver as fs
+from reward_fns.code import sandbox as sandbox_mod
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -499,7 +501,17 @@ def test_legacy_kernel_paths():
     """Without pidfd (kernel < 5.3) exits arrive by SIGCHLD; without /proc/<pid>/task/<tid>/children strays are found
     by scanning /proc. Both paths must still time out, reap and clean up."""
     box = Sandbox(workers=2, timeout=1.0)
+    # the server's settings are packed when the Sandbox is made: set the test switches, then make its state again
     box._config.update(test_no_pidfd=True, test_no_children_file=True)
+    box._finalizer.detach()
+    box._state = sandbox_mod._State(box._config, box._hash_seed)
+    box._finalizer = weakref.finalize(box, sandbox_mod._close_state, box._state)
+    r, w = os.pipe()  # what the server will be sent as its configuration
+    os.write(w, box._state.procserver.hello)
+    os.close(w)
+    sent = fs.read_msg(r)
+    os.close(r)
+    assert sent["test_no_pidfd"] is True and sent["test_no_children_file"] is True, sent
     with box:
         assert box.run("print(1)").stdout == "1\n"
         assert box.run("while True: pass").timed_out

@@ -4,13 +4,20 @@ Each program below is what a model could write (by accident or as a reward hack)
 a failed ExecResult within its timeout + 1 s, while benign canary jobs running beside it succeed, the host
 process and its files are untouched, and no process of any job is left afterwards (checked on the process
 table). The sandbox's isolation mode (network namespace or audit hook, ...) is printed in the test output.
+
+The corpus (_hostile_corpus.py) runs in the default mode in this process, and in the README's other modes
+(user namespace, no namespaces as root, not contained) in a sacrificial host process under a fresh uid
+(_hostile_host.py), each held to what the README's table promises for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import marshal
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,209 +26,63 @@ import warnings
 import weakref
 from pathlib import Path
 
+import _hostile_corpus as hc
 import pytest
-from _proctable import descendants, ns_pid
 
 from reward_fns.code import Sandbox
 from reward_fns.code import _forkserver as fs
 from reward_fns.code import sandbox as sandbox_mod
 
-TIMEOUT = 1.5
-SECRET_NAME = "SANDBOX_TEST_SECRET"
+TIMEOUT = hc.TIMEOUT
+SECRET_NAME = hc.SECRET_NAME
 SECRET = "hunter2-" + os.urandom(4).hex()
-
-# Corpus entries stopped only by one isolation feature name it here; where the kernel did not grant it, the entry
-# is not held to failing (the report line lists it). uid_drop: a fresh uid per job (root); readonly_root: the
-# private read-only mount view; pid: the private pid namespace.
-NEEDS = {
-    "write_parent_dir": {"readonly_root"},  # ../.. is the world-writable /tmp without the private view
-    "overwrite_host_file": {"readonly_root"},  # the canary is world-writable on purpose
-    "read_private_files": {"uid_drop"},
-    "become_root": {"uid_drop"},
-    "scan_proc_environ": {"uid_drop", "pid"},  # either one hides the host's environment
-    "read_server_memory": {"uid_drop", "pid"},
-}
-
-# name -> (program, the failure reasons that are acceptable). {canary} is a host file the job must not touch.
-CORPUS: dict[str, tuple[str, set[str]]] = {
-    # --- processes
-    "fork_bomb": ("import os\nwhile True:\n    os.fork()", {"exception", "timeout", "signal"}),
-    "fork_bomb_setsid": (
-        "import os, time\nwhile True:\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
-        "    except OSError:\n        time.sleep(0.001)",
-        {"timeout"},
-    ),
-    "daemonize_and_exit": (
-        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(600)\n"
-        "    os._exit(0)\nos._exit(0)",
-        {"exit"},
-    ),
-    "zombie_children": (
-        "import os, time\nfor _ in range(10):\n    if os.fork() == 0:\n        time.sleep(600)\nraise SystemExit(2)",
-        {"exit"},
-    ),
-    "stop_self": ("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)", {"timeout"}),
-    # --- memory, CPU, time
-    "memory_bomb": ("x = []\nwhile True:\n    x.append(bytearray(10 ** 7))", {"memory"}),
-    "huge_allocation": ("x = 'a' * (10 ** 10)", {"memory"}),
-    "infinite_loop": ("while True:\n    pass", {"timeout"}),
-    "sleep_forever": ("import time\ntime.sleep(10 ** 6)", {"timeout"}),
-    "c_level_integer_power": ("x = 10 ** 10 ** 10", {"timeout", "memory"}),
-    "c_level_regex_backtracking": ("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')", {"timeout"}),
-    "deep_recursion": ("def r(n):\n    return r(n + 1)\nr(0)", {"exception"}),
-    "deep_recursion_unlimited": (
-        "import sys\nsys.setrecursionlimit(10 ** 8)\nx = []\nfor _ in range(10 ** 6):\n    x = [x]\nrepr(x)",
-        {"signal", "memory", "timeout", "exception"},
-    ),
-    # --- files
-    "write_outside_cwd": ("open('/etc/sandbox-escape', 'w').write('pwned')", {"exception"}),
-    "write_parent_dir": ("open('../../escape.txt', 'w').write('pwned')", {"exception"}),
-    "overwrite_host_file": ("open({canary!r}, 'w').write('pwned')", {"exception"}),
-    "delete_files": ("import os\nos.remove({canary!r})", {"exception"}),
-    "delete_tree": ("import shutil\nshutil.rmtree('/usr/lib')", {"exception"}),
-    "read_private_files": ("print(open('/etc/shadow').read())", {"exception"}),
-    "fill_disk": (
-        "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'0' * 2 ** 20)\n    i += 1",
-        {"exception", "timeout"},
-    ),
-    "file_size_limit": ("open('big', 'wb').write(b'0' * (64 << 20))", {"exception", "memory"}),
-    "fd_exhaustion": ("import os\nfds = [os.pipe() for _ in range(10 ** 5)]", {"exception"}),
-    # --- environment, other processes
-    "read_parent_env": ("import os\nprint(os.environ[{secret!r}])", {"exception"}),
-    "scan_proc_environ": (
-        "import os\nfor pid in os.listdir('/proc'):\n    if pid.isdigit():\n        try:\n"
-        "            data = open(f'/proc/{pid}/environ', 'rb').read()\n        except OSError:\n            continue\n"
-        "        if {secret!r}.encode() in data:\n            print('FOUND', data)\n            break\n"
-        "else:\n    raise LookupError('secret not found')",
-        {"exception"},
-    ),
-    "read_server_memory": ("print(open('/proc/1/mem', 'rb').read(16))", {"exception"}),
-    "signal_parent_group": (
-        "import os, signal\nos.killpg(os.getpgid(os.getppid()), signal.SIGKILL)",
-        {"signal", "exception"},
-    ),
-    "signal_parent": (
-        "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)\nos.kill(1, signal.SIGKILL)",
-        {"exception"},
-    ),
-    # kill(-1) reports success when every target refused (EPERM); the attacker then checks its parent is gone
-    "kill_everything": ("import os, signal\nos.kill(-1, signal.SIGKILL)\nos.kill(os.getppid(), 0)", {"exception"}),
-    "become_root": ("import os\nos.setuid(0)", {"exception"}),
-    "remount_rw": (
-        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-        "if libc.mount(None, b'/', None, ctypes.c_ulong(32 | 4096), None) != 0:\n"
-        "    raise OSError(ctypes.get_errno(), 'remount failed')",
-        {"exception"},
-    ),
-    # --- network
-    "socket_connect": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)", {"exception"}),
-    "socket_loopback_server": (
-        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n"
-        "c = socket.create_connection(s.getsockname(), timeout=1)",
-        {"exception"},
-    ),
-    "dns_lookup": ("import socket\nsocket.getaddrinfo('example.com', 80)", {"exception"}),
-    # --- output
-    "huge_stdout": ("while True:\n    print('x' * 1000)", {"output_limit"}),
-    "huge_stderr": ("import sys\nsys.stderr.write('e' * (10 ** 8))", {"output_limit"}),
-    # --- exits and tampering with the harness
-    "sys_exit": ("import sys\nsys.exit(3)", {"exit"}),
-    "os_exit": ("import os\nprint('bye')\nos._exit(0)", {"exit"}),
-    "close_result_channel": (
-        "import os\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n        pass",
-        {"exit"},
-    ),
-    "poison_builtins_and_harness": (
-        "import builtins, marshal, json, os\nbuiltins.print = builtins.len = None\njson.dumps = None\n"
-        "marshal.dumps = None\nos.environ['POISONED'] = '1'",
-        {"exit", "sandbox_error"},
-    ),
-    "leftover_thread": (
-        "import threading\ndef spin():\n    while True:\n        pass\nthreading.Thread(target=spin).start()",
-        {"timeout"},
-    ),
-    "atexit_hook": ("import atexit, time\natexit.register(time.sleep, 10 ** 6)", {"timeout"}),
-    "atexit_fork": (
-        "import atexit, os, time\ndef hook():\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(600)\n"
-        "    os._exit(5)\natexit.register(hook)",
-        {"exit"},
-    ),
-}
-
-CANARY_JOB = "import math, json\nprint(json.dumps([len('abc'), math.factorial(10)]))"
-CANARY_OUT = "[3, 3628800]\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def _leftovers(box: Sandbox) -> tuple[list[int], list[int]]:
-    """Processes left by jobs: under the fork server (all but the zygote and its idle, pre-forked warm children),
-    and anywhere on the machine under a job uid (the fresh uids the server gives jobs when it runs as root)."""
-    warm_ns = set(box.stats()["warm_pids"])
-    tree = descendants(box.server_pid)
-    warm_host = set()
-    for pid in tree[1:]:
-        try:
-            if ns_pid(pid) in warm_ns:
-                warm_host.add(pid)
-        except OSError:
-            pass
-    under_server = [p for p in tree[1:] if p not in warm_host]
-    by_uid = []
-    if box.isolation["uid_drop"]:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) not in warm_host:
-                try:
-                    if os.stat(f"/proc/{entry}").st_uid >= fs.UID_BASE and not _warm_child_of_another_server(
-                        int(entry), set(tree)
-                    ):
-                        by_uid.append(int(entry))
-                except OSError:
-                    pass
-    return under_server, by_uid
-
-
-def _warm_child_of_another_server(pid: int, box_tree: set[int]) -> bool:
-    """A pre-forked warm child of another live sandbox (the process-wide default one, another test's, another
-    process's): it waits under a job uid too, but as the direct child of that sandbox's own server (a root process
-    outside this box's tree), not as a job process that escaped this box (those end up under pid 1 or a job uid)."""
-    with open(f"/proc/{pid}/stat") as f:
-        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    if ppid == 1 or ppid in box_tree or os.stat(f"/proc/{ppid}").st_uid >= fs.UID_BASE:
-        return False
-    with open(f"/proc/{ppid}/cmdline", "rb") as f:
-        cmdline = f.read()
-    return b"_forkserver" in cmdline or b"import marshal" in cmdline
+def _writable_base() -> str:
+    """A directory outside /tmp (which the sacrificial hosts below hide behind their own tmpfs) to put host files in."""
+    for base in ("/var/cache", "/opt", "/srv", str(Path(__file__).resolve().parent)):
+        if os.access(base, os.W_OK):
+            return base
+    return tempfile.gettempdir()
 
 
 @pytest.fixture(scope="module")
 def canary():
-    for base in ("/var/cache", "/opt", "/srv", str(Path(__file__).resolve().parent)):
-        if os.access(base, os.W_OK):
-            break
-    d = Path(tempfile.mkdtemp(prefix="sandbox-canary-", dir=base))
+    d = Path(tempfile.mkdtemp(prefix="sandbox-canary-", dir=_writable_base()))
     d.chmod(0o755)
     f = d / "canary.txt"
     f.write_text("intact")
     f.chmod(0o666)  # even a world-writable host file must stay untouched
+    own = d / "own.txt"  # a file of the caller's uid
+    own.write_text("intact")
+    own.chmod(0o644)
     yield f
     f.unlink(missing_ok=True)
+    own.unlink(missing_ok=True)
     d.rmdir()
 
 
 @pytest.fixture(scope="module")
 def box(canary):
     os.environ[SECRET_NAME] = SECRET
-    sb = Sandbox(
-        workers=3, timeout=TIMEOUT, memory_mb=256, max_processes=16, max_output_bytes=256 << 10, max_file_bytes=4 << 20
-    )
+    sb = Sandbox(**hc.SANDBOX_OPTS)
     sb.start()
     yield sb
     sb.close()
     os.environ.pop(SECRET_NAME, None)
 
 
-def _unenforced(iso: dict) -> list[str]:
-    """Corpus entries whose defence this kernel did not grant (any one feature of NEEDS[name] suffices)."""
-    return sorted(name for name, needs in NEEDS.items() if not any(iso.get(n) for n in needs))
+def _sleeper(exe: str = sys.executable, **kwargs) -> subprocess.Popen:
+    """A sacrificial process for the process attacks to aim at (never pytest or its parents)."""
+    return subprocess.Popen([exe, "-c", "import time; time.sleep(120)"], start_new_session=True, cwd="/", **kwargs)
+
+
+def _alive(proc: subprocess.Popen) -> bool:
+    """Running, not stopped."""
+    if proc.poll() is not None:
+        return False
+    return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(") ", 1)[1][0] not in "TtZX"
 
 
 def test_report_isolation_mode(box, capsys, record_property):
@@ -231,7 +92,7 @@ def test_report_isolation_mode(box, capsys, record_property):
         f"sandbox: network_mode={iso['network_mode']} namespaces(net={iso['net']} mount={iso['mount']} "
         f"pid={iso['pid']} ipc={iso['ipc']} user={iso['userns']}) uid_drop={iso['uid_drop']} "
         f"readonly_root={iso.get('readonly_root', False)} nproc={iso['nproc']!r} "
-        f"not_enforced_here={_unenforced(iso)}"
+        f"not_enforced_here={hc.unenforced(iso)}"
     )
     record_property("sandbox_isolation", line)
     with capsys.disabled():  # straight to the terminal, past pytest's output capture
@@ -240,61 +101,47 @@ def test_report_isolation_mode(box, capsys, record_property):
 
 
 def test_corpus_is_large_enough():
-    assert len(CORPUS) >= 25
+    assert len(hc.CORPUS) >= 25
+    assert set(hc.NEEDS) <= set(hc.CORPUS) and set(hc.PROCESS_ATTACKS) <= set(hc.CORPUS)
 
 
 def test_hostile_corpus(box, canary):
+    """The default mode (full isolation as root here), in the pytest process: all at once, beside canary jobs."""
+    own = canary.parent / "own.txt"
     before = {
         "canary": hashlib.sha256(canary.read_bytes()).hexdigest(),
         "cwd": os.getcwd(),
         "secret": os.environ[SECRET_NAME],
     }
-    names = list(CORPUS)
-    futures = {}
-    canaries = []
-    t0 = time.monotonic()
-    for i, name in enumerate(names):
-        code = CORPUS[name][0].replace("{canary!r}", repr(str(canary))).replace("{secret!r}", repr(SECRET_NAME))
-        futures[name] = box.submit(code)
-        if i % 4 == 0:
-            canaries.append(box.submit(CANARY_JOB))  # benign jobs run beside the hostile ones
-    results = {name: f.result(timeout=120) for name, f in futures.items()}
-    canary_results = [f.result(timeout=60) for f in canaries]
-    elapsed = time.monotonic() - t0
+    victim = _sleeper()
+    try:
+        targets = {"canary": str(canary), "own": str(own), "victim": victim.pid}
+        results, canary_results, elapsed = hc.run_corpus(box, list(hc.CORPUS), targets)
+        problems = hc.problems(results, box.isolation, SECRET)
+        assert not problems, "\n".join(problems)
+        assert all(c["ok"] and c["stdout"] == hc.CANARY_OUT for c in canary_results), canary_results
+        # 3 workers; at most ~16 programs run into the 1.5 s timeout: generous bound for a loaded 2-core box
+        assert elapsed < 60, elapsed
+        skipped = set(hc.unenforced(box.isolation))
 
-    skipped = set(_unenforced(box.isolation))
-    problems = []
-    for name in names:
-        r, allowed = results[name], CORPUS[name][1]
-        assert r.reason in fs.REASONS, r
-        if name not in skipped and (r.ok or r.reason not in allowed):
-            problems.append(
-                f"{name}: ok={r.ok} reason={r.reason!r} (allowed {sorted(allowed)}) {r.exc_type}: {r.exc_message[:120]}"
-            )
-        if r.wall_time > TIMEOUT + 1.0:
-            problems.append(f"{name}: took {r.wall_time:.2f}s > timeout + 1 s")
-        if SECRET in r.stdout or SECRET in r.stderr or "FOUND" in r.stdout:
-            problems.append(f"{name}: leaked the host secret")
-    assert not problems, "\n".join(problems)
-    assert all(c.ok and c.stdout == CANARY_OUT for c in canary_results), canary_results
-    # 3 workers; at most ~16 programs run into the 1.5 s timeout: generous bound for a loaded 2-core box
-    assert elapsed < 60, elapsed
-
-    # the host is unharmed
-    if "overwrite_host_file" not in skipped:
-        assert hashlib.sha256(canary.read_bytes()).hexdigest() == before["canary"] and canary.read_text() == "intact"
+        # the host is unharmed
+        if "overwrite_host_file" not in skipped:
+            assert hashlib.sha256(canary.read_bytes()).hexdigest() == before["canary"]
+            assert canary.read_text() == "intact"
+        if "overwrite_caller_file" not in skipped:
+            assert own.read_text() == "intact"
+        if "signal_host_process" not in skipped:
+            assert _alive(victim), "a job killed or stopped a host process"
+    finally:
+        victim.kill()
+        victim.wait()
     assert canary.exists()
     assert os.getcwd() == before["cwd"] and os.environ[SECRET_NAME] == before["secret"]
     assert not Path("/etc/sandbox-escape").exists()
 
     # no process of any job is left: under the server only the zygote and its idle warm children remain, and (as
     # root) no other process runs under a job uid anywhere on the machine
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        under_server, by_uid = _leftovers(box)
-        if not under_server and not by_uid:
-            break
-        time.sleep(0.1)
+    under_server, by_uid = hc.settled_leftovers(box)
     assert under_server == [], f"processes left under the fork server: {under_server}"
     assert by_uid == [], f"processes left under job uids: {by_uid}"
     stats = box.stats()
@@ -302,10 +149,231 @@ def test_hostile_corpus(box, canary):
     assert stats["warm"] <= box.workers
 
     # the server still works, and the next job sees pristine builtins, modules and environment
-    r = box.run(
-        "import builtins, json, os\nprint(builtins.print is print, len('ab'), json.dumps(1), os.environ.get('POISONED'))"
-    )
-    assert r.stdout == "True 2 1 None\n", r
+    r = box.run(hc.NEXT_JOB)
+    assert r.stdout == hc.NEXT_JOB_OUT, r
+
+
+# ------------------------------------------------------------------------- the corpus in the other modes
+# The other isolation modes of the README's table, each produced for real and hosted by a sacrificial process
+# (_hostile_host.py) that the test starts as root on a system interpreter (the venv's stdlib is under /root, which
+# other uids cannot read), in its own mount namespace with tmpfs over /tmp, /var/tmp and /dev/shm:
+#   userns      - isolation="auto" as a fresh unprivileged uid: the user-namespace mode
+#   rlimits_root - isolation="rlimits" as root with a stdlib every uid can read: no namespaces, a uid per job
+#   unsafe_user - isolation="rlimits" as a fresh unprivileged uid, opted in: not contained
+# Root modes without a per-job uid (the venv's interpreter as root with isolation="rlimits", or test_no_uid_drop)
+# run jobs as the machine's root: the corpus would remount / or delete /usr/lib for real, so only the programs
+# that cannot hurt the host run there (the forgery and host-signal tests below).
+HOST_MODES = {
+    "userns": (False, {}),
+    "rlimits_root": (True, {"isolation": "rlimits"}),
+    "unsafe_user": (False, {"isolation": "rlimits", "allow_unsafe_host_access": True}),
+}
+EXPECTED_ISO = {
+    "userns": {"userns": True, "uid_drop": False, "contained": True, "pid": True, "readonly_root": True},
+    "rlimits_root": {"root": True, "uid_drop": True, "contained": True, "mount": False, "pid": False},
+    "unsafe_user": {"root": False, "uid_drop": False, "contained": False, "mount": False, "pid": False},
+}
+
+
+def _system_python() -> str | None:
+    """A python3 >= 3.10 that every uid can run and whose stdlib every uid can read."""
+    for exe in (shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
+        if not exe or not os.path.exists(exe):
+            continue
+        exe = os.path.realpath(exe)
+        probe = "import os, sys; print(sys.version_info >= (3, 10) and os.access(os.__file__, os.R_OK))"
+        try:
+            out = subprocess.run(
+                [exe, "-c", probe], capture_output=True, text=True, user=65534, group=65534, extra_groups=[], timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.stdout.strip() == "True":
+            return exe
+    return None
+
+
+def _fresh_ids(n: int) -> list[int]:
+    """``n`` uids (also used as gids) that no process, file owner or account uses, below the sandbox's job uids."""
+    used = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                used.add(os.stat(f"/proc/{entry}").st_uid)
+            except OSError:
+                pass
+    for db in ("/etc/passwd", "/etc/group"):
+        with open(db) as fh:
+            used.update(int(line.split(":")[2]) for line in fh if line.count(":") >= 3)
+    out = []
+    while len(out) < n:
+        cand = 500_000_000 + int.from_bytes(os.urandom(3), "big") * 16
+        if cand not in used and cand < fs.UID_BASE:
+            out.append(cand)
+            used.add(cand)
+    return out
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL what runs as ``uid`` (a fresh uid this test made up: only the test's own processes run as it)."""
+    for _ in range(3):
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def _userns_unavailable() -> str | None:
+    """Why this kernel refuses unprivileged user namespaces, or None."""
+    for path, bad in (("/proc/sys/user/max_user_namespaces", "0"), ("/proc/sys/kernel/unprivileged_userns_clone", "0")):
+        try:
+            if Path(path).read_text().strip() == bad:
+                return f"{path} is {bad}"
+        except OSError:
+            pass
+    try:
+        if Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").read_text().strip() == "1":
+            return "AppArmor restricts unprivileged user namespaces"
+    except OSError:
+        pass
+    return None
+
+
+@pytest.fixture(scope="module")
+def host_kit():
+    """What a sacrificial host needs, readable by any uid: a private copy of reward_fns and the corpus helpers,
+    outside /tmp (its tmpfs would hide it), and a system interpreter."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start hosts under fresh uids and in their own mount namespace")
+    exe = _system_python()
+    if exe is None:
+        pytest.skip("no python3 >= 3.10 whose stdlib an unprivileged uid can read")
+    d = Path(tempfile.mkdtemp(prefix="sandbox-hosts-", dir=_writable_base()))
+    d.chmod(0o755)
+    code = d / "code"
+    shutil.copytree(REPO / "reward_fns", code / "reward_fns", ignore=shutil.ignore_patterns("__pycache__"))
+    (code / "tests").mkdir()
+    for name in ("_hostile_corpus.py", "_proctable.py", "_hostile_host.py"):
+        shutil.copy(Path(__file__).parent / name, code / "tests" / name)
+    for root, dirs, files in os.walk(d):
+        for x in dirs:
+            os.chmod(os.path.join(root, x), 0o755)
+        for x in files:
+            os.chmod(os.path.join(root, x), 0o644)
+    yield exe, d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", list(HOST_MODES))
+def test_hostile_corpus_in_every_mode(mode, host_kit, capsys):
+    """Issue 11: the whole corpus in each mode the machine can produce, checked against what the README's table
+    promises for that mode: every entry whose defence the mode grants fails in time with an allowed reason; benign
+    jobs beside them succeed; nothing is left running; the server keeps working. Harm outside the sandbox is allowed
+    only where the table says so: not contained, to the caller's own (here a fresh uid's) files and processes."""
+    exe, d = host_kit
+    as_root, opts = HOST_MODES[mode]
+    uid, other = _fresh_ids(2)
+    caller = 0 if as_root else uid
+    files = {}
+    for name, owner, perm in (("canary", 0, 0o666), ("own", caller, 0o644), ("other", other, 0o644)):
+        f = d / f"{mode}-{name}.txt"
+        f.write_text("intact")
+        os.chown(f, owner, owner)
+        f.chmod(perm)
+        files[name] = f
+    victim = _sleeper(exe, user=caller, group=caller, extra_groups=[])  # the caller's uid, outside the sandbox
+    stranger = _sleeper(exe, user=other, group=other, extra_groups=[])  # another uid
+    cfg = {
+        "uid": None if as_root else uid,
+        "gid": None if as_root else uid,
+        "code": str(d / "code"),
+        "opts": opts,
+        "targets": {"canary": str(files["canary"]), "own": str(files["own"]), "victim": victim.pid},
+        "keep": [victim.pid],
+    }
+    try:
+        proc = subprocess.run(
+            [exe, "-s", "-B", str(d / "code" / "tests" / "_hostile_host.py"), json.dumps(cfg)],
+            capture_output=True,
+            text=True,
+            env={SECRET_NAME: SECRET, "PATH": "/usr/bin:/bin"},
+            cwd="/",
+            timeout=150,
+        )
+        steps = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        victim_alive, stranger_alive = _alive(victim), _alive(stranger)
+    finally:
+        for p in (victim, stranger):
+            p.kill()
+            p.wait()
+        if not as_root:
+            _kill_uid(uid)
+        left_by_uid = []
+        if not as_root:  # the host is gone: nothing of its uid may outlive it (the victim was reaped above)
+            left_by_uid = [e for e in os.listdir("/proc") if e.isdigit() and _owner(e) == uid]
+        _kill_uid(other)
+    assert steps and steps[0]["step"] == "start", proc.stderr[-3000:]
+    iso = steps[0]["iso"]
+    if mode == "userns" and not iso["userns"] and _userns_unavailable():
+        pytest.skip(f"unprivileged user namespaces are off here: {_userns_unavailable()}")
+    assert {k: iso.get(k) for k in EXPECTED_ISO[mode]} == EXPECTED_ISO[mode], iso
+    by_step = {s["step"]: s for s in steps}
+    alone = {s["name"]: s for s in steps if s["step"] == "alone"}
+    skipped = set(hc.unenforced(iso))
+
+    corpus = by_step["corpus"]
+    assert corpus["problems"] == [], f"mode {mode}:\n" + "\n".join(corpus["problems"])
+    assert all(c["ok"] and c["stdout"] == hc.CANARY_OUT for c in corpus["canaries"]), corpus["canaries"]
+    assert corpus["elapsed"] < 60, corpus["elapsed"]
+    assert corpus["under_server"] == [] and corpus["by_uid"] == [], corpus
+    assert corpus["stats"]["running"] == 0 and corpus["stats"]["strays_killed"] > 0, corpus["stats"]
+    ran = set(corpus["results"]) | set(alone)
+    for step in alone.values():
+        assert step["problems"] == [], f"mode {mode}: {step}"
+
+    # what every mode promises: other uids' processes and files, root's files, and the test run are untouched
+    assert stranger_alive, f"mode {mode}: a job killed or stopped another uid's process"
+    assert files["other"].read_text() == "intact"
+    assert not Path("/etc/sandbox-escape").exists()
+    harm = {
+        "caller_file_overwritten": files["own"].read_text() != "intact",
+        "caller_process_killed": not victim_alive,
+        "world_writable_file_overwritten": files["canary"].read_text() != "intact",
+        "host_killed": proc.returncode != 0,
+    }
+    if iso["contained"]:
+        assert ran == set(hc.CORPUS), set(hc.CORPUS) - ran
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        end = by_step["end"]
+        assert end["next_job"] == hc.NEXT_JOB_OUT and end["under_server"] == [] and end["by_uid"] == [], end
+        assert not harm["caller_file_overwritten"] and not harm["caller_process_killed"], harm
+        if "overwrite_host_file" not in skipped:
+            assert not harm["world_writable_file_overwritten"], harm
+        assert left_by_uid == [], left_by_uid
+    else:
+        # not contained: only rlimits, the audit-hook network block and the wall-clock kill hold (checked above
+        # for every entry that needs nothing more); a job of the caller's uid may kill the host itself (kill(-1)),
+        # which is why that one runs last, alone
+        assert ran >= set(hc.CORPUS) - {"kill_everything"}, set(hc.CORPUS) - ran
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr[-3000:]
+        assert skipped >= set(hc.PROCESS_ATTACKS) | {"overwrite_caller_file"}, skipped
+    with capsys.disabled():
+        print(
+            f"\ncorpus in mode {mode}: {iso['network_mode']} uid_drop={iso['uid_drop']} contained={iso['contained']} "
+            f"not_enforced={sorted(skipped)} harm={ {k for k, v in harm.items() if v} or 'none' }"
+        )
+    for f in files.values():
+        f.unlink()
+
+
+def _owner(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def test_poison_does_not_reach_the_next_job_on_the_same_worker():
