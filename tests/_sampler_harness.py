@@ -51,7 +51,17 @@ def real_tq() -> Iterator[Any]:
     import transfer_queue as tq
     from omegaconf import OmegaConf
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    # The CPU preset's Ray resources (verl_selfplay/config/cpu.yaml): 8 logical CPUs and one logical GPU, so a
+    # test may also start verl's real FSDP actor worker group on CPU (tests/test_pcl_trainer.py); every Ray worker
+    # runs verl on the `cpu` platform (the preset's VERL_PLATFORM=cpu), the driver's environment is left alone.
+    ray.init(
+        num_cpus=8,
+        num_gpus=1,
+        runtime_env={"env_vars": {"VERL_PLATFORM": "cpu"}},
+        include_dashboard=False,
+        log_to_driver=False,
+        ignore_reinit_error=True,
+    )
     try:
         tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
         yield tq
@@ -259,7 +269,8 @@ def submit(store: Any, uid: str, group: Group, global_steps: int = 1) -> None:
     """Register a prompt and write its finished rollouts, as the trainer plus agent loop workers do."""
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    store.kv_put(key=uid, partition_id=PARTITION, tag={"is_prompt": True, "status": "pending", "global_steps": 1})
+    tag = {"is_prompt": True, "status": "pending", "global_steps": global_steps}
+    store.kv_put(key=uid, partition_id=PARTITION, tag=tag)
     for session, rollout in enumerate(group.rollouts):  # one put per session, as each agent loop does
         outputs = trajectories(uid, session, rollout, group, global_steps)
         store.kv_batch_put(

