@@ -45,10 +45,13 @@ AGENT_NAME = "azr"
 _SANDBOXES: dict[tuple, Sandbox] = {}  # one sandbox pool per worker process and settings
 
 
-def _sandbox(cfg: AZRConfig) -> Sandbox:
-    key = (os.getpid(), cfg.sandbox_workers, cfg.timeout)
+def _sandbox(cfg: AZRConfig, loop_workers: int = 1) -> Sandbox:
+    """This worker's sandbox pool: the node's CPUs divided among verl's ``loop_workers`` agent-loop workers
+    (``rollout.agent.num_workers``; fewer share a node on a multi-node run, so this never oversubscribes), unless
+    ``azr.sandbox_workers`` sets the size."""
+    workers = cfg.sandbox_workers or max(1, (os.cpu_count() or 1) // max(1, loop_workers))
+    key = (os.getpid(), workers, cfg.timeout)
     if key not in _SANDBOXES:
-        workers = cfg.sandbox_workers or max(1, os.cpu_count() or 1)
         _SANDBOXES[key] = Sandbox(workers=workers, timeout=cfg.timeout)
     return _SANDBOXES[key]
 
@@ -66,6 +69,8 @@ class AZRAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         self.azr = _azr_config(self.config)
         self.response_length = int(self.rollout_config.response_length)
+        # verl runs rollout.agent.num_workers agent-loop workers (Ray actors), each with one such pool
+        self.sandbox = _sandbox(self.azr, int(self.rollout_config.agent.num_workers or 1))
 
     async def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]):
         return await self.server_manager.generate(
@@ -127,7 +132,7 @@ class AZRAgentLoop(AgentLoopBase):
                     text,
                     reference,
                     num_inputs=cfg.induction_inputs,
-                    sandbox=_sandbox(cfg),
+                    sandbox=self.sandbox,
                     timeout=cfg.timeout,
                     repeats=cfg.validation_repeats,
                 ),
@@ -169,7 +174,7 @@ class AZRAgentLoop(AgentLoopBase):
         start = time.perf_counter()
         rate = await self.loop.run_in_executor(
             None,
-            lambda: solve_rate(task, texts, visible=cfg.induction_visible, sandbox=_sandbox(cfg), timeout=cfg.timeout),
+            lambda: solve_rate(task, texts, visible=cfg.induction_visible, sandbox=self.sandbox, timeout=cfg.timeout),
         )
         return rate, time.perf_counter() - start
 

@@ -37,7 +37,7 @@ class AZRConfig:
     validation_repeats: int = 2  # [ref] runs per input that must agree (determinism)
     prompt_style: str = "reference"  # [ours] "compact": short prompts for tiny models
     sample_seed: int = 0  # [ours] seed of the buffer sampling
-    sandbox_workers: int | None = None  # [ours] None: one per CPU of the node
+    sandbox_workers: int | None = None  # [ours] None: the node's CPUs divided among the agent-loop workers
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> AZRConfig:
