@@ -139,3 +139,23 @@ def test_every_algorithm_folder_says_what_it_is_and_how_to_turn_it_on():
         doc = importlib.import_module(f"verl_selfplay.{folder}").__doc__ or ""
         head = doc.strip().splitlines()[:3]
         assert len(head) == 3 and all(line.strip() for line in head), (folder, head)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "verl_selfplay.common.metrics",
+        "verl_selfplay.common.trajectories",
+        "verl_selfplay.filters.pipeline",
+        "verl_selfplay.ttrl.relabel",
+        "verl_selfplay.azr.buffers",
+        "verl_selfplay.azr.config",
+        "verl_selfplay.azr.prompts",
+        "verl_selfplay.azr.proposals",
+    ],
+)
+def test_doctests_of_the_pure_modules(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0, result

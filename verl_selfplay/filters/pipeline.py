@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from verl_selfplay.common.metrics import mean
 from verl_selfplay.filters.acc import AccFilter, group_mean
 from verl_selfplay.filters.length_repetition import LengthFilter, RepetitionFilter
 
@@ -349,11 +350,9 @@ class StepStats:
         for name in ("length", "repetition"):
             out[f"{prefix}/samples_masked/{name}"] = float(self.masked.get(name, 0))
         if self.metric_means_generated:
-            out[f"{prefix}/group_metric_mean/generated"] = math.fsum(self.metric_means_generated) / len(
-                self.metric_means_generated
-            )
+            out[f"{prefix}/group_metric_mean/generated"] = mean(self.metric_means_generated)
         if self.metric_means_kept:
-            out[f"{prefix}/group_metric_mean/kept"] = math.fsum(self.metric_means_kept) / len(self.metric_means_kept)
+            out[f"{prefix}/group_metric_mean/kept"] = mean(self.metric_means_kept)
         return out
 
     def summary(self) -> str:

@@ -23,12 +23,12 @@ row's scheme (:func:`reward_fns.schemes.score`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reward_fns import schemes
+from verl_selfplay.common.metrics import mean
 
 
 def true_label(ground_truth: Any) -> str:
@@ -157,9 +157,6 @@ class VoteStats:
         """
         if not self.groups:
             return {}
-
-        def mean(xs: list[float]) -> float:
-            return math.fsum(xs) / len(xs) if xs else 0.0
 
         out = {
             f"{prefix}/groups": float(self.groups),
