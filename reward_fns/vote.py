@@ -23,12 +23,13 @@ after the vote.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reward_fns import math as math_fns
 from reward_fns import schemes
 
-__all__ = ["EVAL_GROUND_TRUTH_KEY", "MAJORITY_LABEL_KEY", "NO_LABEL_ERROR", "majority", "score"]
+__all__ = ["EVAL_GROUND_TRUTH_KEY", "MAJORITY_LABEL_KEY", "NO_LABEL_ERROR", "Vote", "majority", "score", "vote"]
 
 MAJORITY_LABEL_KEY = "majority_label"  # extra_info key of the pseudo-label a vote produced
 EVAL_GROUND_TRUTH_KEY = "eval_ground_truth"  # extra_info key of a vote row's true answer: metrics only, never reward
@@ -39,6 +40,59 @@ NO_LABEL_ERROR = (
     "trainer.v1.sampler.custom_sampler.name=GroupFilterSampler "
     "(+trainer.v1.sampler.sampler_kwargs.vote.enable=true and 'vote' in vote.data_sources, the defaults)"
 )
+
+
+@dataclass(frozen=True)
+class Vote:
+    """The outcome of :func:`vote`: the majority ``label`` (None when no answer), its ``count`` of agreeing answers,
+    the ``total`` answers cast (missing ones included), how many were ``answered`` (non-empty), and how many
+    equivalence checks ran out of time (``timeouts``; such a pair counts as different)."""
+
+    label: str | None
+    count: int
+    total: int
+    answered: int
+    timeouts: int = 0
+
+    @property
+    def share(self) -> float:
+        """Share of all ``total`` answers that agree with the label (0 when there are none)."""
+        return self.count / self.total if self.total else 0.0
+
+    @property
+    def answer_share(self) -> float:
+        """Share of the ``total`` answers that were given at all."""
+        return self.answered / self.total if self.total else 0.0
+
+
+def vote(answers: Sequence[str | None], *, timeout_s: float = math_fns.DEFAULT_TIMEOUT_S) -> Vote:
+    r"""The majority vote of a group of answers, with its counts (see :func:`majority` for the rules).
+
+    >>> v = vote(["1/2", "0.5", None, "3"])
+    >>> v.label, v.count, v.total, v.answered, v.share
+    ('1/2', 2, 4, 3, 0.5)
+    """
+    counts: dict[str, int] = {}
+    for answer in answers:
+        text = "" if answer is None else str(answer).strip()
+        if text:
+            counts[text] = counts.get(text, 0) + 1
+    groups: list[list[Any]] = []  # [representative, count]
+    timeouts = 0
+    for text, n in counts.items():
+        for group in groups:
+            verdict = math_fns.verify(text, group[0], timeout_s=timeout_s)
+            timeouts += verdict.timeout
+            if verdict.correct:
+                group[1] += n
+                break
+        else:
+            groups.append([text, n])
+    answered = sum(counts.values())
+    if not groups:
+        return Vote(None, 0, len(answers), 0, timeouts)
+    best = max(groups, key=lambda g: g[1])  # max keeps the first of equal counts
+    return Vote(best[0], best[1], len(answers), answered, timeouts)
 
 
 def majority(answers: Sequence[str | None], *, timeout_s: float = math_fns.DEFAULT_TIMEOUT_S) -> tuple[str | None, int]:
@@ -55,23 +109,8 @@ def majority(answers: Sequence[str | None], *, timeout_s: float = math_fns.DEFAU
     >>> majority([None, "", "  "])
     (None, 0)
     """
-    counts: dict[str, int] = {}
-    for answer in answers:
-        text = "" if answer is None else str(answer).strip()
-        if text:
-            counts[text] = counts.get(text, 0) + 1
-    groups: list[list[Any]] = []  # [representative, count]
-    for text, n in counts.items():
-        for group in groups:
-            if math_fns.verify_answer(text, group[0], timeout_s=timeout_s):
-                group[1] += n
-                break
-        else:
-            groups.append([text, n])
-    if not groups:
-        return None, 0
-    best = max(groups, key=lambda g: g[1])  # max keeps the first of equal counts
-    return best[0], best[1]
+    result = vote(answers, timeout_s=timeout_s)
+    return result.label, result.count
 
 
 def score(

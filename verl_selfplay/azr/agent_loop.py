@@ -1,4 +1,4 @@
-"""``AZRAgentLoop``: the verl agent loop of both AZR roles, selected per row by ``agent_name="azr"``.
+"""``AZRAgentLoop``: the verl agent loop of both self-play roles, selected per row by ``agent_name="azr"``.
 
 verl's v1 agent-loop workers (``verl/experimental/agent_loop/agent_loop.py``, ``trainer/ppo/v1/agent_loop_tq.py``)
 build one loop instance per trajectory from the row's ``agent_name``; the AZR trainer (:mod:`.trainer`) sets it on
@@ -14,6 +14,11 @@ trajectory stores the same fields in TransferQueue (it keeps only the fields all
   the sandbox; the proposer reward (:func:`.proposals.proposer_reward`) is returned as ``reward_score``, so the
   reward worker is skipped. The attempts never reach TransferQueue: they are not trained on. The proposal, its
   validation reason and its solve rate travel to the trainer in ``extra_fields["azr"]``.
+
+What a proposal is, how it is checked and labelled, and its reward come from the run's task domain
+(:mod:`verl_selfplay.azr.domains`, ``azr.domain``; the text above describes the code domain). The math domain also
+has **label rows** (``azr_role="label"``): the row's record is labelled from ``learn_samples`` fresh samples (the
+row's own generation is one of them) and its response mask is all zero, so it is never trained on.
 
 Prompts are plain text in the R1 wrapper, tokenised without a chat template, as in the reference. Any exception
 on a proposer row gives the invalid-proposal reward with the error recorded, never a failed trajectory.
@@ -31,46 +36,44 @@ from uuid import uuid4
 from omegaconf import DictConfig, OmegaConf
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 
-from reward_fns.code import Sandbox
 from reward_fns.schemes import make_result
-from verl_selfplay.azr.buffers import Task
 from verl_selfplay.azr.config import AZRConfig
-from verl_selfplay.azr.prompts import solver_prompt
-from verl_selfplay.azr.proposals import evaluate_proposal, proposer_reward, solve_rate
+from verl_selfplay.azr.domains import Label, Proposal, TaskDomain, get_domain
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
 AGENT_NAME = "azr"
-_SANDBOXES: dict[tuple, Sandbox] = {}  # one sandbox pool per worker process and settings
+_FORMAT_REASONS = ("format", "too_long", "encoding")
 
 
-def _sandbox(cfg: AZRConfig, loop_workers: int = 1) -> Sandbox:
-    """This worker's sandbox pool: the node's CPUs divided among verl's ``loop_workers`` agent-loop workers
-    (``rollout.agent.num_workers``; fewer share a node on a multi-node run, so this never oversubscribes), unless
-    ``azr.sandbox_workers`` sets the size."""
-    workers = cfg.sandbox_workers or max(1, (os.cpu_count() or 1) // max(1, loop_workers))
-    key = (os.getpid(), workers, cfg.timeout)
-    if key not in _SANDBOXES:
-        _SANDBOXES[key] = Sandbox(workers=workers, timeout=cfg.timeout)
-    return _SANDBOXES[key]
+def _node(config: Any, name: str) -> Any:
+    node = config.get(name, None) if hasattr(config, "get") else None
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def _azr_config(config: Any) -> AZRConfig:
-    node = config.get("azr", None) if hasattr(config, "get") else None
-    raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    return AZRConfig.from_mapping(raw)
+    return AZRConfig.from_mapping(_node(config, "azr"))
+
+
+def domain_of(config: Any, azr: AZRConfig | None = None) -> TaskDomain:
+    """The task domain of a run (``azr.domain``) with its options (the ``selfplay_<domain>`` node, if any)."""
+    azr = azr or _azr_config(config)
+    return get_domain(azr.domain, azr, _node(config, f"selfplay_{azr.domain}"))
 
 
 class AZRAgentLoop(AgentLoopBase):
-    """Proposer and solver of Absolute Zero in one loop (see the module docstring)."""
+    """Proposer and solver of self-play in one loop, for any task domain (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.azr = _azr_config(self.config)
+        self.domain = domain_of(self.config, self.azr)
         self.response_length = int(self.rollout_config.response_length)
-        # verl runs rollout.agent.num_workers agent-loop workers (Ray actors), each with one such pool
-        self.sandbox = _sandbox(self.azr, int(self.rollout_config.agent.num_workers or 1))
+        # verl runs rollout.agent.num_workers agent-loop workers (Ray actors); the code domain gives each a sandbox
+        setup = getattr(self.domain, "setup_worker", None)
+        if setup is not None:
+            setup(int(self.rollout_config.agent.num_workers or 1))
 
     async def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]):
         return await self.server_manager.generate(
@@ -84,7 +87,7 @@ class AZRAgentLoop(AgentLoopBase):
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        """One trajectory of ``kwargs["azr_role"]`` (``propose`` or ``solve``) for task ``kwargs["azr_task"]``."""
+        """One trajectory of ``kwargs["azr_role"]`` (``propose``, ``solve`` or ``label``) of ``kwargs["azr_task"]``."""
         role, task_type = str(kwargs.get("azr_role", "solve")), str(kwargs.get("azr_task", ""))
         messages = list(kwargs["raw_prompt"])
         prompt_ids = self._encode(str(messages[-1]["content"]))
@@ -97,16 +100,21 @@ class AZRAgentLoop(AgentLoopBase):
         logprobs = list(out.log_probs)[: self.response_length] if out.log_probs else None
         extra = dict(out.extra_fields)
         reward = None
+        mask = [1] * len(response_ids)
         azr_info: dict[str, Any] = {"role": role, "task": task_type}
         if role == "propose":
             reward, azr_info, reward_info = await self._judge_proposal(task_type, response_ids, kwargs, sampling_params)
             extra["reward_extra_info"] = reward_info
+        elif role == "label":  # generated, never trained: the response only carries the row
+            reward, azr_info, reward_info = await self._label_row(task_type, response_ids, kwargs, sampling_params)
+            extra["reward_extra_info"] = reward_info
+            mask = [0] * len(response_ids)
         extra["azr"] = azr_info
         extra.update({"turn_scores": [], "tool_rewards": []})  # the schema of verl's own loops
         return AgentLoopOutput(
             prompt_ids=prompt_ids,
             response_ids=response_ids,
-            response_mask=[1] * len(response_ids),
+            response_mask=mask,
             response_logprobs=logprobs,
             multi_modal_data={},
             reward_score=reward,
@@ -119,64 +127,79 @@ class AZRAgentLoop(AgentLoopBase):
         self, task_type: str, response_ids: list[int], row: dict[str, Any], sampling_params: dict[str, Any]
     ) -> tuple[float, dict[str, Any], dict[str, Any]]:
         """Proposer reward, the ``extra_fields["azr"]`` record and the ``reward_extra_info`` of one proposal."""
-        cfg, info = self.azr, {"role": "propose", "task": task_type}
+        domain, info = self.domain, {"role": "propose", "task": task_type}
         sandbox_s = 0.0
         try:
             text = self._decode(response_ids)
-            reference = str((row.get("extra_info") or {}).get("reference_program", ""))
+            row_info = dict(row.get("extra_info") or {})
             start = time.perf_counter()
-            outcome = await self.loop.run_in_executor(
-                None,
-                lambda: evaluate_proposal(
-                    task_type,
-                    text,
-                    reference,
-                    num_inputs=cfg.induction_inputs,
-                    sandbox=self.sandbox,
-                    timeout=cfg.timeout,
-                    repeats=cfg.validation_repeats,
-                ),
+            proposal: Proposal = await self.loop.run_in_executor(
+                None, lambda: domain.parse_proposal(task_type, text, row_info)
             )
             sandbox_s += time.perf_counter() - start
-            rate = None
-            if outcome.valid:
-                rate, learn_s = await self._learnability(outcome.task, sampling_params)
+            label = None
+            if proposal.valid:
+                label, learn_s = await self._learnability(proposal.record, sampling_params)
                 sandbox_s += learn_s
-            reward = proposer_reward(
-                rate, valid=outcome.valid, zero_solve_reward=cfg.zero_solve_reward, invalid_reward=cfg.invalid_reward
-            )
+            reward = domain.proposer_reward(label)
+            valid = proposal.valid and label is not None and label.valid
+            record = label.record if label is not None and label.record is not None else proposal.record
+            info.update(domain.proposal_info(proposal, label))
             info.update(
-                valid=outcome.valid,
-                reason=outcome.reason,
-                detail=outcome.detail[:300],
-                solve_rate=rate,
-                task=outcome.task.to_json() if outcome.task else None,
+                valid=valid,
+                reason=proposal.reason or (label.reason if label is not None else ""),
+                detail=(proposal.detail or (label.detail if label is not None else ""))[:300],
+                solve_rate=label.rate if label is not None else None,
+                task=record.to_json() if valid and record is not None else None,
             )
         except Exception as e:  # never fail a trajectory on model output: the row scores as an invalid proposal
-            logger.warning("AZR proposer loop failed on a %s proposal: %r", task_type, e)
-            reward, rate = cfg.invalid_reward, None
+            logger.warning("self-play proposer loop failed on a %s proposal: %r", task_type, e)
+            reward = domain.invalid_reward
             info.update(valid=False, reason="loop_error", detail=repr(e)[:300], solve_rate=None, task=None)
         info["sandbox_s"] = sandbox_s
         reward_info = make_result(
             reward,
-            acc=float(rate or 0.0),
-            format_ok=info.get("reason") not in ("format", "too_long"),
+            acc=float(info.get("solve_rate") or 0.0),
+            format_ok=info.get("reason") not in _FORMAT_REASONS,
             error=str(info.get("reason", "")),
         )
         return reward, info, reward_info
 
-    async def _learnability(self, task: Task, sampling_params: dict[str, Any]) -> tuple[float, float]:
-        """Solve rate of ``task`` over ``azr.n_learn`` fresh solver attempts, and the seconds spent scoring."""
-        cfg = self.azr
-        prompt_ids = self._encode(solver_prompt(task, visible=cfg.induction_visible, style=cfg.prompt_style))
-        outs = await asyncio.gather(*(self._generate(prompt_ids, sampling_params) for _ in range(cfg.n_learn)))
-        texts = [self._decode(list(o.token_ids)[: self.response_length]) for o in outs]
+    async def _label_row(
+        self, task_type: str, response_ids: list[int], row: dict[str, Any], sampling_params: dict[str, Any]
+    ) -> tuple[float, dict[str, Any], dict[str, Any]]:
+        """Label the row's record (``extra_info["record"]``) from fresh solver samples; reward 0 (not trained)."""
+        row_info = dict(row.get("extra_info") or {})
+        info: dict[str, Any] = {"role": "label", "task": task_type, "purpose": str(row_info.get("purpose", ""))}
+        try:
+            record = self.domain.record_from_json(str(row_info["record"]))
+            label, _ = await self._learnability(record, sampling_params, first=self._decode(response_ids))
+            info.update(label.info)
+            info.update(
+                valid=label.valid,
+                reason=label.reason,
+                solve_rate=label.rate,
+                task=(label.record or record).to_json(),
+            )
+        except Exception as e:  # never fail a trajectory: the record keeps its old label
+            logger.warning("self-play label row failed: %r", e)
+            info.update(valid=False, reason="loop_error", detail=repr(e)[:300], solve_rate=None, task=None)
+        return 0.0, info, make_result(0.0, acc=float(info.get("solve_rate") or 0.0), error=str(info.get("reason")))
+
+    async def _learnability(
+        self, record: Any, sampling_params: dict[str, Any], first: str | None = None
+    ) -> tuple[Label, float]:
+        """The domain's label of ``record`` from ``learn_samples`` fresh solver samples (``first``, when given, is
+        one of them), and the seconds spent judging them."""
+        prompt_ids = self._encode(self.domain.solver_prompt(record))
+        n = self.domain.learn_samples - (first is not None)
+        outs = await asyncio.gather(*(self._generate(prompt_ids, sampling_params) for _ in range(n)))
+        texts = ([first] if first is not None else []) + [
+            self._decode(list(o.token_ids)[: self.response_length]) for o in outs
+        ]
         start = time.perf_counter()
-        rate = await self.loop.run_in_executor(
-            None,
-            lambda: solve_rate(task, texts, visible=cfg.induction_visible, sandbox=self.sandbox, timeout=cfg.timeout),
-        )
-        return rate, time.perf_counter() - start
+        label = await self.loop.run_in_executor(None, lambda: self.domain.label(record, texts))
+        return label, time.perf_counter() - start
 
 
 def register(agent_loop_module: Any) -> None:

@@ -80,6 +80,8 @@ class Task:
 class TaskBuffer:
     """The tasks of one type, deduplicated and capped (see the module docstring)."""
 
+    record_cls = Task  # the record type (a class attribute, not a field): what :meth:`read` parses
+
     type: str
     cap: int = 16384
     dedup: bool = True
@@ -112,10 +114,13 @@ class TaskBuffer:
         self._evict()
         return True
 
+    def _victim(self) -> int:
+        """Index of the task to evict: the oldest non-seed one."""
+        return next((i for i, t in enumerate(self.tasks) if t.source != "seed"), 0)
+
     def _evict(self) -> None:
         while len(self.tasks) > self.cap:
-            victim = next((i for i, t in enumerate(self.tasks) if t.source != "seed"), 0)
-            task = self.tasks.pop(victim)
+            task = self.tasks.pop(self._victim())
             key = task.key()
             self._keys[key] -= 1
             if not self._keys[key]:
@@ -148,18 +153,26 @@ class TaskBuffer:
         tmp.write_text("".join(t.to_json() + "\n" for t in self.tasks), encoding="utf-8")
         os.replace(tmp, path)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, type: str, cap: int = 16384, dedup: bool = True) -> TaskBuffer:
-        """Read a file written by :meth:`save`; a malformed line raises ``ValueError`` naming it."""
+    def read(self, path: str | os.PathLike) -> None:
+        """Replace the tasks with those of a file written by :meth:`save`; a malformed line raises ``ValueError``
+        naming it."""
         tasks = []
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                tasks.append(Task.from_dict(json.loads(line)))
+                tasks.append(self.record_cls.from_dict(json.loads(line)))
             except (json.JSONDecodeError, ValueError) as e:
                 raise ValueError(f"{path}:{n}: {e}") from e
-        return cls(type=type, cap=cap, dedup=dedup, tasks=tasks)
+        self.tasks = tasks
+        self._rebuild_index()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, type: str, cap: int = 16384, dedup: bool = True) -> TaskBuffer:
+        """A buffer holding the tasks of a file written by :meth:`save` (see :meth:`read`)."""
+        buffer = cls(type=type, cap=cap, dedup=dedup)
+        buffer.read(path)
+        return buffer
 
 
 class TaskBuffers(dict):
@@ -191,5 +204,5 @@ class TaskBuffers(dict):
         for task_type, buffer in list(self.items()):
             path = target / f"{task_type}.jsonl"
             if path.exists():
-                self[task_type] = TaskBuffer.load(path, task_type, cap=buffer.cap, dedup=buffer.dedup)
+                buffer.read(path)
         return True

@@ -20,6 +20,7 @@ PREFIX = "azr"
 class AZRConfig:
     """Validated ``azr.*`` options (see the module docstring for the sources)."""
 
+    domain: str = "code"  # [ours] the task domain (verl_selfplay.azr.domains): code (Absolute Zero) or math
     task_types: tuple[str, ...] = TASKS  # [ref] code_o, code_i, code_f
     propose_per_type: int = 64  # [ref] data.train_batch_size=64 per task type and role
     solve_per_type: int = 64  # [ref]
@@ -48,7 +49,7 @@ class AZRConfig:
         >>> AZRConfig.from_mapping({"n_lern": 4})
         Traceback (most recent call last):
         ...
-        ValueError: unknown key azr.n_lern; valid: buffer_cap, dedup, induction_inputs, induction_visible, invalid_reward, n_learn, n_references, prompt_style, propose_per_type, sample_seed, sandbox_workers, seed_buffer_size, seed_max_rounds, solve_per_type, task_types, timeout, validation_repeats, zero_solve_reward
+        ValueError: unknown key azr.n_lern; valid: buffer_cap, dedup, domain, induction_inputs, induction_visible, invalid_reward, n_learn, n_references, prompt_style, propose_per_type, sample_seed, sandbox_workers, seed_buffer_size, seed_max_rounds, solve_per_type, task_types, timeout, validation_repeats, zero_solve_reward
         """
         raw = dict(raw or {})
         names = sorted(f.name for f in fields(cls))
@@ -68,7 +69,7 @@ class AZRConfig:
 
     @property
     def batch_size(self) -> int:
-        """Rows per step: proposer and solver rows of every task type (``data.train_batch_size`` must equal it)."""
+        """Rows per step of the code domain: proposer and solver rows of every task type."""
         return len(self.task_types) * (self.propose_per_type + self.solve_per_type)
 
 
@@ -103,6 +104,12 @@ def _check(name: str, value: Any) -> Any:
         if name == "timeout" and value <= 0:
             raise ValueError(f"{key} must be > 0 seconds, got {value!r}")
         return float(value)
+    if name == "domain":
+        from verl_selfplay.azr.domains import DOMAINS
+
+        if value not in DOMAINS:
+            raise ValueError(f"{key} must be one of {', '.join(sorted(DOMAINS))}, got {value!r}")
+        return value
     if name == "dedup":
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false, got {value!r}")

@@ -55,10 +55,10 @@ import logging
 import os
 import random
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
-import numpy as np
+import torch
 import transfer_queue as tq
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDict
@@ -67,14 +67,18 @@ from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import collate_fn
 
 from verl_selfplay.azr.advantage import ADV_ESTIMATOR, encode_uid, group_of
-from verl_selfplay.azr.buffers import Task, TaskBuffers
+from verl_selfplay.azr.agent_loop import domain_of
 from verl_selfplay.azr.config import AZRConfig
-from verl_selfplay.azr.prompts import DATA_SOURCES, PROPOSER_DATA_SOURCE, proposer_prompt, solver_ground_truth
-from verl_selfplay.azr.prompts import solver_prompt as build_solver_prompt
-from verl_selfplay.azr.seeds import seed_tasks
-from verl_selfplay.common.metrics import mean
+from verl_selfplay.azr.domains import RowSpec, TaskDomain
 from verl_selfplay.common.sync_trainer import SyncModeTrainer
-from verl_selfplay.common.trajectories import PADDING_TAG, key_uid, read_fields, reward_extra_info
+from verl_selfplay.common.trajectories import (
+    PADDING_TAG,
+    key_uid,
+    read_fields,
+    reward_extra_info,
+    with_reward_extra_info,
+    write_fields,
+)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
@@ -91,16 +95,17 @@ def _row_field(extra_fields: Any, name: str) -> dict[str, Any]:
 
 
 class AZRTrainer(SyncModeTrainer):
-    """verl's synchronous v1 trainer running Absolute Zero self-play (see the module docstring)."""
+    """verl's synchronous v1 trainer running self-play of the run's task domain (see the module docstring)."""
 
     def __init__(self, config: DictConfig) -> None:
         node = config.get("azr", None)
         raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
         self.azr = AZRConfig.from_mapping(raw)  # fails here, before any worker starts, on a bad azr.* value
-        _check_verl_config(config, self.azr)
+        self.domain: TaskDomain = domain_of(config, self.azr)  # and on a bad selfplay_<domain>.* value
+        _check_verl_config(config, self.azr, self.domain)
         super().__init__(config)
         self.rng = random.Random(self.azr.sample_seed)
-        self.buffers = TaskBuffers.seeded(self.azr.task_types, seed_tasks(), self.azr.buffer_cap, self.azr.dedup)
+        self.buffers = self.domain.buffers()
         self._row_index = 0
         logger.info(f"AZR: {self.azr}")
 
@@ -110,66 +115,34 @@ class AZRTrainer(SyncModeTrainer):
         super()._init_dataloader()
         self.steps_per_epoch = max(1, int(self.total_training_steps))
 
-    def _buffer_tasks(self, task_type: str) -> list[Task]:
-        buffer = self.buffers[task_type]
-        if len(buffer):
-            return buffer.tasks
-        logger.warning(f"AZR: the {task_type} buffer is empty; falling back to the seed tasks")
-        return seed_tasks()[task_type]
-
     def _prompt_fits(self, text: str) -> bool:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) <= int(self.config.data.max_prompt_length)
 
-    def _proposer_row(self, task_type: str) -> dict[str, Any]:
-        cfg = self.azr
-        if task_type == "induction":  # one program to write inputs for, from the deduction/abduction programs
-            pool = [t for tt in ("deduction", "abduction") if tt in self.buffers for t in self.buffers[tt].tasks]
-            pool = pool or seed_tasks()["deduction"]
-            refs = [self.rng.choice(pool)]
-        else:
-            buffer = self.buffers[task_type]
-            refs = buffer.references(cfg.n_references, self.rng) if len(buffer) else seed_tasks()[task_type][:1]
-        text = proposer_prompt(task_type, refs, num_inputs=cfg.induction_inputs, style=cfg.prompt_style)
-        while len(refs) > 1 and not self._prompt_fits(text):  # verl would left-truncate the instructions away
-            refs = refs[:-1]
-            text = proposer_prompt(task_type, refs, num_inputs=cfg.induction_inputs, style=cfg.prompt_style)
-        info = {"task_type": task_type, "program": "", "reference_program": refs[0].program if refs else ""}
-        return self._row("propose", task_type, text, PROPOSER_DATA_SOURCE, "", info)
-
-    def _solver_row(self, task: Task) -> dict[str, Any]:
-        text = build_solver_prompt(task, visible=self.azr.induction_visible, style=self.azr.prompt_style)
-        ground_truth, info = solver_ground_truth(task, visible=self.azr.induction_visible)
-        info = {"task_type": info["task_type"], "program": info["program"], "reference_program": ""}
-        return self._row("solve", task.type, text, DATA_SOURCES[task.type], ground_truth, info)
-
-    def _row(self, role: str, task_type: str, text: str, source: str, truth: str, info: dict) -> dict[str, Any]:
+    def _row(self, spec: RowSpec) -> dict[str, Any]:
         self._row_index += 1
         return {
-            "uid": encode_uid(role, task_type),
+            "uid": encode_uid(spec.role, spec.group),
             "index": self._row_index,
-            "raw_prompt": [{"role": "user", "content": text}],
+            "raw_prompt": [{"role": "user", "content": spec.text}],
             "agent_name": AGENT_NAME,
-            "data_source": source,
-            "reward_model": {"style": "rule", "ground_truth": truth},
-            "extra_info": {**info, "split": "train", "index": self._row_index},
-            "azr_role": role,
-            "azr_task": task_type,
+            "data_source": spec.data_source,
+            "reward_model": {"style": "rule", "ground_truth": spec.ground_truth},
+            "extra_info": {**spec.extra_info, "split": "train", "index": self._row_index},
+            "azr_role": spec.role,
+            "azr_task": spec.task_type,
         }
 
-    def build_rows(self) -> list[dict[str, Any]]:
-        """This step's rows: proposer and solver rows of every task type, shuffled across workers."""
-        rows = []
-        latest = self.global_steps - 1  # tasks harvested at the previous step come first
-        for task_type in self.azr.task_types:
-            rows += [self._proposer_row(task_type) for _ in range(self.azr.propose_per_type)]
-            buffer = self.buffers[task_type]
-            if len(buffer):
-                tasks = buffer.for_solver(self.azr.solve_per_type, self.rng, latest)
-            else:
-                tasks = [self.rng.choice(self._buffer_tasks(task_type)) for _ in range(self.azr.solve_per_type)]
-            rows += [self._solver_row(t) for t in tasks]
+    def _rows(self, specs: list[RowSpec]) -> list[dict[str, Any]]:
+        rows = [self._row(spec) for spec in specs]
+        keys = sorted({k for r in rows for k in r["extra_info"]})  # the same extra_info keys on every row
+        for r in rows:
+            r["extra_info"] = {k: r["extra_info"].get(k) for k in keys}
         self.rng.shuffle(rows)  # verl hands each agent-loop worker a contiguous chunk: mix the slow proposer rows
         return rows
+
+    def build_rows(self) -> list[dict[str, Any]]:
+        """This step's rows (the domain's proposer, solver and label rows), shuffled across workers."""
+        return self._rows(self.domain.build_rows(self.buffers, self.rng, self.global_steps, self._prompt_fits))
 
     def _to_batch(self, rows: list[dict[str, Any]]) -> TensorDict:
         batch_dict = collate_fn(rows)
@@ -189,14 +162,49 @@ class AZRTrainer(SyncModeTrainer):
 
     # ------------------------------------------------------------------ step
     def step(self, metrics: dict, timing_raw: dict) -> KVBatchMeta:
-        """verl's step, then the harvest of valid proposals and the ``azr/*`` metrics of this step."""
+        """verl's step, then the harvest of valid proposals and the domain's metrics of this step."""
         batch = super().step(metrics, timing_raw)
         keys = [k for k, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get(PADDING_TAG, False)]
         metrics.update(self.harvest(batch.partition_id, keys, step=self.global_steps))
         return batch
 
+    def _compute_advantage(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
+        """The domain's batch-level proposer rewards (:meth:`TaskDomain.before_advantage`), then verl's advantages."""
+        if type(self.domain).before_advantage is not TaskDomain.before_advantage:
+            self._rescore_proposals(batch)
+        return super()._compute_advantage(batch, metrics)
+
+    def _rescore_proposals(self, batch: KVBatchMeta) -> None:
+        keys = [
+            k
+            for k, tag in zip(batch.keys, batch.tags, strict=True)
+            if not tag.get(PADDING_TAG, False) and key_uid(k).startswith("propose.")
+        ]
+        if not keys:
+            return
+        data = read_fields(batch.partition_id, keys, ["extra_fields", "rm_scores"])
+        rows = [
+            {"azr": _row_field(extra, "azr"), "score": float(scores.sum().item())}
+            for extra, scores in zip(data["extra_fields"], data["rm_scores"], strict=True)
+        ]
+        rewrites = {}
+        results = self.domain.before_advantage(rows, self.buffers)
+        for key, extra, scores, row, (score, info) in zip(
+            keys, data["extra_fields"], data["rm_scores"], rows, results, strict=True
+        ):
+            if score == row["score"] and info == row["azr"]:
+                continue
+            fields = dict(getattr(extra, "data", extra) or {})
+            fields["azr"] = info
+            reward = {**reward_extra_info(extra), "score": score, "error": str(info.get("reason", ""))}
+            new_scores = torch.zeros_like(scores, dtype=torch.float32)
+            if new_scores.numel():
+                new_scores.view(-1)[-1] = score
+            rewrites[key] = {"rm_scores": new_scores, "extra_fields": with_reward_extra_info(fields, reward)}
+        write_fields(batch.partition_id, rewrites)
+
     def harvest(self, partition_id: str, keys: list[str], step: int) -> dict[str, float]:
-        """Add the valid proposals among ``keys`` to the buffers; return this step's ``azr/*`` metrics."""
+        """Hand the rows among ``keys`` to the domain (buffers, metrics); add the per-group advantage means."""
         data = read_fields(partition_id, keys, ["extra_fields", "response_mask", "advantages"])
         per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
         rows = zip(keys, data["extra_fields"], data["response_mask"], data["advantages"], strict=True)
@@ -207,60 +215,39 @@ class AZRTrainer(SyncModeTrainer):
             per_group[group].append(
                 {"azr": _row_field(extra, "azr"), "reward": reward_extra_info(extra), "len": length, "adv": adv_sum}
             )
-        out: dict[str, float] = {}
-        sandbox_s = 0.0
-        for task_type in self.azr.task_types:
-            proposals = per_group.get(f"propose.{task_type}", [])
-            solutions = per_group.get(f"solve.{task_type}", [])
-            valid = [p for p in proposals if p["azr"].get("valid")]
-            added = 0
-            for p in valid:
-                task = Task.from_dict(json.loads(p["azr"]["task"]))
-                task.source = "proposed"
-                added += self.buffers[task_type].add(task, step)
-            reasons = Counter(str(p["azr"].get("reason") or "unknown") for p in proposals if not p["azr"].get("valid"))
-            rates = [p["azr"]["solve_rate"] for p in valid if p["azr"].get("solve_rate") is not None]
-            prefix = f"azr/{task_type}"
-            out[f"{prefix}/valid_rate"] = len(valid) / len(proposals) if proposals else float("nan")
-            out[f"{prefix}/learnability"] = mean((p["reward"].get("score", np.nan) for p in valid), np.nan)
-            out[f"{prefix}/solver_acc"] = mean((s["reward"].get("acc", 0.0) for s in solutions), np.nan)
-            out[f"{prefix}/buffer_size"] = float(len(self.buffers[task_type]))
-            out[f"{prefix}/distinct_programs"] = float(self.buffers[task_type].distinct_programs())
-            out[f"{prefix}/added"] = float(added)
-            out[f"{prefix}/solve_rate_mean"] = mean(rates, np.nan)
-            out[f"{prefix}/solve_rate_trivial"] = mean((r in (0.0, 1.0) for r in rates), np.nan)
-            out[f"{prefix}/proposer_response_length"] = mean((p["len"] for p in proposals), np.nan)
-            out[f"{prefix}/solver_response_length"] = mean((s["len"] for s in solutions), np.nan)
-            for reason, count in reasons.items():
-                out[f"{prefix}/rejected/{reason}"] = float(count)
-            sandbox_s += sum(float(p["azr"].get("sandbox_s") or 0.0) for p in proposals)
-        out["azr/sandbox_s"] = sandbox_s
-        for group, items in per_group.items():  # Task-Relative REINFORCE++ whitens each group: its mean is ~0
+        out = self.domain.harvest(self.buffers, per_group, step)
+        by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)  # a domain may have one group per problem
+        for group, items in per_group.items():
+            role = group.split(".", 1)[0]
+            for item in items:
+                by_kind[f"{role}.{item['azr'].get('task') or group.split('.', 1)[-1]}"].append(item)
+        for kind, items in by_kind.items():  # Task-Relative REINFORCE++ whitens each group: its mean is ~0
             tokens = sum(i["len"] for i in items)
             if tokens and all(i["adv"] is not None for i in items):
-                out[f"azr/advantage_mean/{group}"] = sum(i["adv"] for i in items) / tokens
+                out[f"{self.domain.metric_prefix}/advantage_mean/{kind}"] = sum(i["adv"] for i in items) / tokens
         return out
 
     # ------------------------------------------------------------------ seeding phase
     def _fit_seed_buffers(self) -> None:
-        """Let the model propose (untrained) until every buffer holds ``azr.seed_buffer_size`` tasks."""
-        target, cfg = self.azr.seed_buffer_size, self.azr
+        """Generate the domain's seeding rows (untrained) until it has none left (code: ``azr.seed_buffer_size``
+        tasks per type; math: labelled seeds), at most ``azr.seed_max_rounds`` rounds."""
+        cfg = self.azr
         for round_ in range(cfg.seed_max_rounds):
-            short = [t for t in cfg.task_types if len(self.buffers[t]) < target]
-            if not short:
+            specs = self.domain.seeding_rows(self.buffers, self.rng, self._prompt_fits)
+            if not specs:
                 break
-            rows = [self._proposer_row(t) for t in short for _ in range(cfg.propose_per_type)]
-            self.rng.shuffle(rows)
+            rows = self._rows(specs)
             keys = self._generate_untrained(self._to_batch(rows), [r["uid"] for r in rows])
             stats = self.harvest("train", keys, step=0)
             tq.kv_clear(keys=keys, partition_id="train")
-            sizes = {t: len(self.buffers[t]) for t in cfg.task_types}
+            sizes = {t: len(b) for t, b in self.buffers.items()}
             logger.info(f"AZR seeding round {round_ + 1}: buffer sizes {sizes}; {stats}")
-        for task_type in cfg.task_types:
-            if len(self.buffers[task_type]) < target:
+        else:
+            if cfg.seed_max_rounds and self.domain.seeding_rows(self.buffers, random.Random(0), self._prompt_fits):
+                sizes = {t: len(b) for t, b in self.buffers.items()}
                 logger.warning(
-                    f"AZR seeding stopped after azr.seed_max_rounds={cfg.seed_max_rounds} rounds with "
-                    f"{len(self.buffers[task_type])} < azr.seed_buffer_size={target} {task_type} tasks"
+                    f"AZR seeding stopped after azr.seed_max_rounds={cfg.seed_max_rounds} rounds short of its target "
+                    f"(azr.seed_buffer_size={cfg.seed_buffer_size}; buffer sizes {sizes})"
                 )
         for buffer in self.buffers.values():  # seeded tasks count as seeds of the run (never "latest")
             for task in buffer.tasks:
@@ -288,14 +275,15 @@ class AZRTrainer(SyncModeTrainer):
     def on_train_begin(self) -> None:
         """verl's hook before the first step (replicas awake): the optional seeding phase, on a fresh run."""
         super().on_train_begin()
-        if self.azr.seed_buffer_size and self.global_steps <= 1:
+        if self.global_steps <= 1:
             self._fit_seed_buffers()
 
     # ------------------------------------------------------------------ checkpoints
     def save_extra_state(self, folder: str) -> None:
         """The task buffers as JSON lines in ``folder/azr_buffers/``, plus the sampling RNG state."""
         target = self.buffers.save(folder)
-        (target / "sampler_state.json").write_text(json.dumps({"rng": _rng_state(self.rng), "row": self._row_index}))
+        state = {"rng": _rng_state(self.rng), "row": self._row_index, "domain": self.domain.state()}
+        (target / "sampler_state.json").write_text(json.dumps(state))
 
     def load_extra_state(self, folder: str) -> None:
         """Restore the buffers (and sampling RNG) saved by :meth:`save_extra_state`."""
@@ -307,6 +295,7 @@ class AZRTrainer(SyncModeTrainer):
             state = json.loads(open(state_file).read())
             self.rng.setstate(_rng_from_json(state["rng"]))
             self._row_index = int(state["row"])
+            self.domain.load_state(state.get("domain") or {})
         logger.info(f"Restored AZR buffers from {folder}: { {t: len(b) for t, b in self.buffers.items()} }")
 
 
@@ -319,13 +308,18 @@ def _rng_from_json(state: list) -> tuple:
     return (state[0], tuple(state[1]), state[2])
 
 
-def _check_verl_config(config: DictConfig, azr: AZRConfig) -> None:
+def _check_verl_config(config: DictConfig, azr: AZRConfig, domain: TaskDomain) -> None:
     """Start-up checks of the verl keys AZR depends on (each error names the key)."""
-    if int(config.data.train_batch_size) != azr.batch_size:
-        raise ValueError(
-            f"data.train_batch_size={config.data.train_batch_size} must equal the rows of one AZR step: "
+    rows = domain.rows_per_step()
+    if int(config.data.train_batch_size) != rows:
+        how = (
             f"{len(azr.task_types)} task types x (azr.propose_per_type={azr.propose_per_type} + "
-            f"azr.solve_per_type={azr.solve_per_type}) = {azr.batch_size}"
+            f"azr.solve_per_type={azr.solve_per_type})"
+            if azr.domain == "code"
+            else f"the {azr.domain} domain's proposer, solver and label rows"
+        )
+        raise ValueError(
+            f"data.train_batch_size={config.data.train_batch_size} must equal the rows of one AZR step: {how} = {rows}"
         )
     if int(config.actor_rollout_ref.rollout.n) != 1:
         raise ValueError(
