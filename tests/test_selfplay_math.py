@@ -76,8 +76,7 @@ def test_seeds_load_from_jsonl_and_verl_parquet_with_held_out_gold(seed_file, tm
     problems = load_seed_problems(seed_file)
     assert len(problems) == 14 and problems[0].gold == "6" and problems[-1].gold == ""
     rows = [
-        {"prompt": [{"role": "user", "content": p.problem}], "reward_model": {"ground_truth": p.gold}}
-        for p in problems
+        {"prompt": [{"role": "user", "content": p.problem}], "reward_model": {"ground_truth": p.gold}} for p in problems
     ]
     pd.DataFrame(rows).to_parquet(tmp_path / "seeds.parquet")
     assert [p.problem for p in load_seed_problems(tmp_path / "seeds.parquet")] == [p.problem for p in problems]
@@ -282,3 +281,11 @@ def test_harvest_adds_relabels_and_measures_label_accuracy_on_gold(seed_file):
     assert m["selfplay_math/solve_rate_hist/0.4-0.6"] == 1.0
     assert m["selfplay_math/buffer_size"] == len(buffer)
     assert 0.0 < m["selfplay_math/diversity"] <= 2.0 and 0.0 < m["selfplay_math/novelty"] <= 2.0
+
+
+def test_the_accuracy_filter_drops_solver_groups_outside_its_range(seed_file):
+    groups = {"solve.pa": [1.0, 1.0, 1.0], "solve.pb": [1.0, 0.0, 0.0], "solve.pc": [0.0, 0.0, 0.0]}
+    assert _domain(seed_file).drop_solver_groups(groups) == set()  # off by default
+    assert _domain(seed_file, solver_acc_range=[0.1, 0.8]).drop_solver_groups(groups) == {"solve.pa", "solve.pc"}
+    with pytest.raises(ValueError, match=r"selfplay_math\.solver_acc_range"):
+        MathConfig.from_mapping({"seed_file": "s", "solver_acc_range": [0.9, 0.1]})

@@ -172,7 +172,35 @@ class AZRTrainer(SyncModeTrainer):
         """The domain's batch-level proposer rewards (:meth:`TaskDomain.before_advantage`), then verl's advantages."""
         if type(self.domain).before_advantage is not TaskDomain.before_advantage:
             self._rescore_proposals(batch)
-        return super()._compute_advantage(batch, metrics)
+        batch = super()._compute_advantage(batch, metrics)
+        if type(self.domain).drop_solver_groups is not TaskDomain.drop_solver_groups:
+            metrics.update(self._filter_solver_groups(batch))
+        return batch
+
+    def _filter_solver_groups(self, batch: KVBatchMeta) -> dict[str, float]:
+        """Zero the advantages of the solver groups the domain drops (its accuracy filter)."""
+        keys = [
+            k
+            for k, tag in zip(batch.keys, batch.tags, strict=True)
+            if not tag.get(PADDING_TAG, False) and key_uid(k).startswith("solve.")
+        ]
+        extras = read_fields(batch.partition_id, keys, ["extra_fields"])["extra_fields"] if keys else []
+        accuracies: dict[str, list[float]] = defaultdict(list)
+        for key, extra in zip(keys, extras, strict=True):
+            accuracies[group_of(key_uid(key))].append(float(reward_extra_info(extra).get("acc", 0.0) or 0.0))
+        dropped = self.domain.drop_solver_groups(accuracies)
+        zeroed = [k for k in keys if group_of(key_uid(k)) in dropped]
+        if zeroed:
+            advantages = read_fields(batch.partition_id, zeroed, ["advantages"])["advantages"]
+            write_fields(
+                batch.partition_id,
+                {k: {"advantages": torch.zeros_like(a)} for k, a in zip(zeroed, advantages, strict=True)},
+            )
+        prefix = self.domain.metric_prefix
+        return {
+            f"{prefix}/solver_groups_dropped": float(len(dropped)),
+            f"{prefix}/solver_groups_kept": float(len(accuracies) - len(dropped)),
+        }
 
     def _rescore_proposals(self, batch: KVBatchMeta) -> None:
         keys = [

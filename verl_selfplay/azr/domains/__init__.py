@@ -137,6 +137,11 @@ class TaskDomain(ABC):
         ``azr`` record. Default: unchanged."""
         return [(float(r["score"]), r["azr"]) for r in rows]
 
+    def drop_solver_groups(self, accuracies: Mapping[str, Sequence[float]]) -> set[str]:
+        """Solver groups (``{group: [acc per row]}``) whose advantages are zeroed after verl computes them, as an
+        accuracy filter would drop them (whole steps cannot be refilled). Default: none."""
+        return set()
+
     def state(self) -> dict[str, Any]:
         """Extra checkpoint state (JSON-able) beside the buffers."""
         return {}

@@ -100,6 +100,7 @@ class MathConfig:
     difficulties: tuple[str, ...] = ("easy", "medium", "hard")
     timeout: float = 5.0  # math-verify budget per comparison (reward_fns.math's default)
     embedder: str = ""  # sentence-transformers model dir; "": the bundled all-MiniLM-L6-v2
+    solver_acc_range: tuple[float, float] = (0.0, 1.0)  # solver groups outside get zero advantage (PromptCoT: .1, .8)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> MathConfig:
@@ -157,6 +158,15 @@ def _check(name: str, value: Any) -> Any:
         if name == "difficulties" and not items:
             raise ValueError(f"{key} must not be empty")
         return tuple(items)
+    if name == "solver_acc_range":
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(not isinstance(v, bool) and isinstance(v, (int, float)) for v in value)
+        )
+        if not ok or not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError(f"{key} must be [low, high] with 0 <= low <= high <= 1, got {value!r}")
+        return (float(value[0]), float(value[1]))
     if name in ("seed_file", "embedder"):
         if not isinstance(value, str):
             raise ValueError(f"{key} must be a string, got {value!r}")
@@ -611,6 +621,14 @@ class MathDomain(TaskDomain):
                 out[i] = (proposer_reward(info.get("solve_rate"), penalty, invalid_reward=self.invalid_reward), info)
         return out
 
+    def drop_solver_groups(self, accuracies: Mapping[str, Sequence[float]]) -> set[str]:
+        """PromptCoT's accuracy filter on solver groups: those whose mean accuracy lies outside
+        ``solver_acc_range`` (the range is inclusive)."""
+        low, high = self.cfg.solver_acc_range
+        if (low, high) == (0.0, 1.0):
+            return set()
+        return {g for g, accs in accuracies.items() if accs and not low <= mean(accs) <= high}
+
     def harvest(self, buffers: TaskBuffers, rows: Mapping[str, list[dict[str, Any]]], step: int) -> dict[str, float]:
         buffer: MathBuffer = buffers[TASK]
         p = PREFIX
@@ -640,7 +658,7 @@ class MathDomain(TaskDomain):
         for lo, hi in zip(edges, edges[1:], strict=False):
             out[f"{p}/solve_rate_hist/{lo:.1f}-{min(hi, 1.0):.1f}"] = float(sum(lo <= s < hi for s in rates))
         # solver groups re-measure s under the current policy
-        accs, informative = [], []
+        accs, informative, zero_adv = [], [], 0
         for group, items in rows.items():
             if not group.startswith("solve.p"):
                 continue
@@ -648,11 +666,13 @@ class MathDomain(TaskDomain):
             accs += group_accs
             rate = mean(group_accs)
             informative.append(0.0 < rate < 1.0)
+            zero_adv += all(i.get("adv") == 0.0 for i in items)
             entry = buffer.get(group[len("solve.p") :])
             if entry is not None:
                 entry.solve_rate, entry.measured_step = rate, step
         out[f"{p}/solver_acc"] = mean(accs, np.nan)
         out[f"{p}/solver_groups_informative"] = mean(informative, np.nan)
+        out[f"{p}/solver_groups_zero_advantage"] = float(zero_adv)
         out[f"{p}/solver_response_length"] = mean(
             (i["len"] for g, items in rows.items() if g.startswith("solve.p") for i in items), np.nan
         )
