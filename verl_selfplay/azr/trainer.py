@@ -1,5 +1,12 @@
 # ruff: noqa: E402
-"""Absolute Zero self-play inside verl: the v1 trainer mode ``azr`` (``trainer.v1.trainer_mode=azr``).
+"""Self-play inside verl: the v1 trainer mode ``azr`` (``trainer.v1.trainer_mode=azr``), for any task domain.
+
+The run's task domain (``azr.domain``: ``code`` = Absolute Zero, described below; ``math`` = math self-play labelled by
+majority vote, :mod:`verl_selfplay.azr.domains.math`) decides which rows a step holds, how proposals are judged and
+what a harvest records (:mod:`verl_selfplay.azr.domains`); this module is the verl plumbing: rows to verl, the
+domain's batch-level proposer rewards before verl's advantages (``_compute_advantage``: its rewritten ``rm_scores``)
+and its solver-group filter after them (zeroed ``advantages``), the harvest from TransferQueue, the seeding phase and
+checkpoints.
 
 Turn it on with::
 
