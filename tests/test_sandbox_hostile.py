@@ -575,8 +575,10 @@ def test_a_mode_that_cannot_contain_jobs_is_refused_without_the_opt_in(monkeypat
         box._finalizer.detach()
         box._state = sandbox_mod._State(box._config, box._hash_seed)
         box._finalizer = weakref.finalize(box, sandbox_mod._close_state, box._state)
+        before = set(Path(tempfile.gettempdir()).glob("sandbox-*"))
         with box, pytest.raises(RuntimeError, match="allow_unsafe_host_access=True.*REWARD_FNS_SANDBOX_UNSAFE=1"):
             box.run("print(1)")
+        assert set(Path(tempfile.gettempdir()).glob("sandbox-*")) <= before  # the refused server left no work folder
     monkeypatch.setenv(fs.UNSAFE_ENV, "1")  # the environment variable is the same opt-in
     assert Sandbox(isolation="rlimits")._config["allow_unsafe_host_access"] is True
     with (

@@ -1367,7 +1367,12 @@ def _zygote(cfg: dict, info: dict, ctrl_in: int, ctrl_out: int, outer_pid: int) 
         info["nproc"] = f"counted by the server every {POLICE_INTERVAL * 1000:.0f} ms (root without uid drop)"
     uid_base = UID_BASE + (outer_pid % (1 << 22)) * 256 if uid_drop else None
     info["network_mode"] = "namespace" if info["net"] else "audit-hook"
-    _check_containment(cfg, info)
+    try:
+        _check_containment(cfg, info)
+    except BaseException:
+        if own_workroot:  # refused to serve: leave no empty work folder behind
+            os.rmdir(own_workroot)
+        raise
     os.chdir("/")
     try:
         os.nice(-JOB_NICE)
