@@ -61,22 +61,27 @@ def _tiny_key(*args: str) -> str:
     return hashlib.sha256(src + f"{TINY_SEED}/{TINY_SFT_STEPS}/{'/'.join(args)}".encode()).hexdigest()[:12]
 
 
-def tiny_assets(root: str | os.PathLike | None = None, *, azr: bool = False) -> tuple[Path, Path]:
+def tiny_assets(root: str | os.PathLike | None = None, *, azr: bool = False, math: bool = False) -> tuple[Path, Path]:
     """``(model_dir, data_dir)`` of the tiny model and its data, built once and cached.
 
     ``azr=False``: the addition model and data; ``azr=True``: the AZR model (``python -m verl_selfplay.tiny --azr``,
-    its default SFT) and AZR's validation tasks. The cache lives in ``$VERL_SELFPLAY_TINY_CACHE`` (default: the temp
-    dir) under a key that changes with ``verl_selfplay/tiny.py``; concurrent builders race safely (atomic rename).
+    its default SFT) and AZR's validation tasks; ``math=True``: the math self-play model (``--selfplay-math``, its
+    default SFT), its seed problems (``data_dir / "seeds.jsonl"``) and validation problems. The cache lives in
+    ``$VERL_SELFPLAY_TINY_CACHE`` (default: the temp dir) under a key that changes with ``verl_selfplay/tiny.py``;
+    concurrent builders race safely (atomic rename).
     """
     base = Path(root or os.environ.get("VERL_SELFPLAY_TINY_CACHE") or tempfile.gettempdir())
-    name = "verl_selfplay_tiny_azr" if azr else "verl_selfplay_tiny"
-    target = base / f"{name}_{_tiny_key('azr') if azr else _tiny_key()}"
+    if azr and math:
+        raise ValueError("tiny_assets: azr=True and math=True are two different models")
+    variant = "azr" if azr else "selfplay_math" if math else ""
+    name = f"verl_selfplay_tiny_{variant}" if variant else "verl_selfplay_tiny"
+    target = base / f"{name}_{_tiny_key(variant) if variant else _tiny_key()}"
     if not (target / "DONE").exists():
         base.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=base))
         cmd = [sys.executable, "-m", "verl_selfplay.tiny", "--out", str(staging / "model")]
         cmd += ["--data-out", str(staging / "data"), "--seed", str(TINY_SEED)]
-        cmd += ["--azr"] if azr else ["--sft-steps", str(TINY_SFT_STEPS)]
+        cmd += [f"--{variant.replace('_', '-')}"] if variant else ["--sft-steps", str(TINY_SFT_STEPS)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)

@@ -23,3 +23,11 @@ def tiny_azr() -> tuple[Path, Path]:
     """``(model_dir, data_dir)`` of the tiny AZR model (``python -m verl_selfplay.tiny --azr``) and its validation
     tasks, built once per run and cached like :func:`tiny`."""
     return tiny_assets(azr=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_math() -> tuple[Path, Path]:
+    """``(model_dir, data_dir)`` of the tiny math self-play model (``python -m verl_selfplay.tiny --selfplay-math``),
+    its seed problems (``data_dir / "seeds.jsonl"``) and validation problems, built once per run and cached like
+    :func:`tiny`."""
+    return tiny_assets(math=True)

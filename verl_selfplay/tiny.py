@@ -43,6 +43,30 @@ bad inputs, runtime errors, duplicate inputs); solver accuracy on the seed tasks
 53% induction; on fresh tasks of the SFT families 3% deduction, 14% abduction; on the held-out validation tasks
 3% / 6% / 0%.
 
+**Math self-play variant** (``--selfplay-math``; :func:`build_selfplay_math`), for CPU runs of math self-play
+(``azr.domain=math``, :mod:`verl_selfplay.azr.domains.math`) with ``azr.prompt_style=compact``:
+``python -m verl_selfplay.tiny --selfplay-math --out DIR [--data-out DATA_DIR] [--seed 0] [--sft-steps 500]``
+
+- **Prompts**: exactly the math domain's compact ones, plain text: ``User: Propose\nWhat is 3+4?\nAssistant:
+  <think>`` (1 to 3 references) and ``User: What is 3+4?\nAssistant: <think>``. Problems are additions
+  ``What is a+b?`` of single digits, a quarter with a first operand of 10-19 (:func:`math_problem`).
+- **Tokenizer / model**: the same BPE (trained on these examples) and tiny Qwen2 as the addition model
+  (:data:`MATH_MODEL_CONFIG`); the longest prompt (3 references) is 32 tokens, a response 15.
+- **SFT** (:data:`MATH_SFT_STEPS` = 500, 45 s on a loaded 2-core machine): both roles (:func:`math_examples`),
+  solver ``a+b=c</think><answer>c</answer>``, proposer ``a new sum</think><answer>What is x+y?</answer>`` with
+  fresh random ``x``, ``y``, so proposals are mostly new, valid problems.
+- **Data** (``--data-out``, :func:`write_math_data`): ``seeds.jsonl`` (48 problems with ``problem`` and ``answer``,
+  for ``selfplay_math.seed_file``), ``test.parquet`` (32 other problems, compact solver rows of the ``azr`` agent
+  loop scored by data source ``math`` against the gold: ``val-core/math/acc/mean@1``), ``train.parquet``
+  (placeholder: verl needs ``data.train_files``, self-play never draws from it).
+
+Measured with :func:`math_rates` (seed 0, temperature 1; 32 proposals on 2 seed references, 8 answers to each of
+32 seed problems): 100% of the proposals pass the text checks, 75% of them are not seed problems; the solver is
+right 49% of the time; the majority shares ``s`` of the 32 votes range from 0.25 to 1 (two 0.25, six 0.375, eight
+0.5, two 0.625, five 0.75, seven 0.875, two 1.0: the model disagrees with itself on 94% of the problems), and the
+vote label is the gold answer on 59% of them. With fewer steps the solver is right too rarely (100 steps: 4%,
+200: 12%, 400: 31%); with more, too often for informative votes (600: 86%, two thirds of the problems at s >= 7/8).
+
 >>> tokenizer_text = addition_example(3, 4)
 >>> tokenizer_text["prompt"], tokenizer_text["response"]
 ('What is 3+4?', '<think>3+4=7</think><answer>7</answer>')
@@ -728,6 +752,247 @@ def build_azr(
     return summary
 
 
+# ---------------------------------------------------------------------------------------------------- math self-play
+# The tiny model of the CPU math self-play run (`--selfplay-math`; azr.domain=math, azr.prompt_style=compact): it
+# proposes addition problems "What is a+b?" and answers them, with the math domain's own compact prompts.
+MATH_STYLE = "compact"
+MATH_MODEL_CONFIG: dict[str, Any] = dict(MODEL_CONFIG)
+MATH_SFT_STEPS = 500  # measured: the solver is right about half the time at temperature 1; rates in the docstring
+MATH_SEEDS = 48  # problems in seeds.jsonl (the run holds some out with selfplay_math.heldout)
+MATH_TEST = 32  # validation problems in test.parquet
+MATH_TWO_DIGIT_SHARE = 0.25  # share of problems whose first operand has two digits (10-19)
+MATH_PROPOSER_THINK = "a new sum"
+MATH_MAX_REFERENCES = 3  # the SFT's proposer prompts hold 1 to this many references (azr.n_references)
+_MATH_MIX = {"propose": 1, "solve": 2}  # examples per role in each round of math_examples
+
+
+def math_problem(a: int, b: int) -> dict[str, str]:
+    """The problem text and the answer of ``a + b``.
+
+    >>> math_problem(12, 5)
+    {'problem': 'What is 12+5?', 'answer': '17'}
+    """
+    return {"problem": f"What is {a}+{b}?", "answer": str(a + b)}
+
+
+def _math_pair(rng: random.Random) -> tuple[int, int]:
+    """A random operand pair: both single digits, or (share :data:`MATH_TWO_DIGIT_SHARE`) a first one of 10-19."""
+    a = rng.randrange(10, 20) if rng.random() < MATH_TWO_DIGIT_SHARE else rng.randrange(10)
+    return a, rng.randrange(10)
+
+
+def math_seed_problems(seed: int = 0, n: int = MATH_SEEDS) -> list[dict[str, str]]:
+    """``n`` distinct addition problems with their answers (the seed file's rows)."""
+    rng = random.Random(f"math-seeds-{seed}")
+    out: dict[str, dict[str, str]] = {}
+    while len(out) < n:
+        p = math_problem(*_math_pair(rng))
+        out.setdefault(p["problem"], p)
+    return list(out.values())
+
+
+def math_examples(seed: int = 0, rounds: int = 1500) -> list[dict[str, str]]:
+    """Prompt/response pairs of both roles in the math domain's compact prompts, for the SFT and the tokenizer.
+
+    Solver: ``What is a+b?`` -> ``a+b=c</think><answer>c</answer>``. Proposer: 1 to :data:`MATH_MAX_REFERENCES`
+    reference problems -> ``a new sum</think><answer>What is x+y?</answer>`` with fresh random ``x``, ``y``.
+    """
+    from verl_selfplay.azr.domains.math import Problem, proposer_prompt, solver_prompt
+
+    rng = random.Random(f"math-examples-{seed}")
+    out = []
+    for _ in range(rounds):
+        for _ in range(_MATH_MIX["propose"]):
+            refs = [
+                Problem(math_problem(*_math_pair(rng))["problem"]) for _ in range(rng.randint(1, MATH_MAX_REFERENCES))
+            ]
+            new = math_problem(*_math_pair(rng))["problem"]
+            response = f"{MATH_PROPOSER_THINK}</think><answer>{new}</answer>"
+            out.append({"role": "propose", "prompt": proposer_prompt(refs, style=MATH_STYLE), "response": response})
+        for _ in range(_MATH_MIX["solve"]):
+            a, b = _math_pair(rng)
+            p = math_problem(a, b)
+            prompt = solver_prompt(Problem(p["problem"]), style=MATH_STYLE)
+            response = f"{a}+{b}={p['answer']}</think><answer>{p['answer']}</answer>"
+            out.append({"role": "solve", "prompt": prompt, "response": response})
+    return out
+
+
+def math_lengths(tokenizer, examples: list[dict[str, str]] | None = None) -> dict[str, int]:
+    """Token counts a tiny math run must fit: the longest proposer prompt per number of references (1 to
+    :data:`MATH_MAX_REFERENCES`), solver prompt, and ideal response (end-of-text token included)."""
+    from verl_selfplay.azr.domains.math import Problem, proposer_prompt
+
+    def n(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    examples = math_examples(0) if examples is None else examples
+    longest = Problem(math_problem(19, 9)["problem"])
+    lengths = {f"propose_prompt_{k}ref": n(proposer_prompt([longest] * k, style=MATH_STYLE)) for k in (1, 2, 3)}
+    lengths["solve_prompt"] = max(n(ex["prompt"]) for ex in examples if ex["role"] == "solve")
+    lengths["response"] = max(n(ex["response"]) + 1 for ex in examples)
+    return lengths
+
+
+def math_rates(
+    model,
+    tokenizer,
+    n: int = 32,
+    votes: int = 8,
+    seed: int = 0,
+    temperature: float = 1.0,
+    max_new_tokens: int = 32,
+    references: int = 2,
+) -> dict[str, Any]:
+    """Sample the model as a math self-play run does and score it with the math domain's own checks.
+
+    ``propose``: ``n`` proposals on ``references`` seed problems each, checked by
+    :func:`~verl_selfplay.azr.domains.math.check_problem` (``valid``, ``reasons``), ``new`` the share of valid
+    ones that are not seed problems. ``solve``: ``votes`` answers to each of the first ``n`` seed problems;
+    ``acc`` the share of right answers (:func:`reward_fns.compute_score`, data source ``math``), ``shares`` the
+    sorted majority shares ``s`` of :func:`reward_fns.vote.vote`, ``label_acc`` the share of problems whose vote
+    label is the gold answer, ``split`` the share of problems with ``s < 1`` (the model disagrees with itself).
+    """
+    from collections import Counter
+
+    import reward_fns
+    from reward_fns.math import extract_answer, verify_answer
+    from reward_fns.vote import vote
+    from verl_selfplay.azr.domains.math import Problem, check_problem, proposer_prompt, solver_prompt
+
+    rng = random.Random(seed)
+    seeds = math_seed_problems(seed)
+    refs = [rng.sample(seeds, references) for _ in range(n)]
+    prompts = [proposer_prompt([Problem(r["problem"]) for r in rs], style=MATH_STYLE) for rs in refs]
+    texts = _sample(model, tokenizer, prompts, max_new_tokens, temperature, seed)
+    checks = [
+        check_problem(t, max_chars=200, references=[r["problem"] for r in rs])
+        for t, rs in zip(texts, refs, strict=True)
+    ]
+    valid = [p for p, reason, _ in checks if not reason]
+    seed_texts = {s["problem"] for s in seeds}
+    propose = {
+        "valid": len(valid) / n,
+        "new": sum(p not in seed_texts for p in valid) / max(1, len(valid)),
+        "reasons": dict(sorted(Counter(reason for _, reason, _ in checks if reason).items())),
+        "example": texts[0],
+    }
+    problems = seeds[:n]
+    prompts = [solver_prompt(Problem(p["problem"]), style=MATH_STYLE) for p in problems for _ in range(votes)]
+    texts = _sample(model, tokenizer, prompts, max_new_tokens, temperature, seed + 1)
+    accs, shares, label_hits = [], [], []
+    for i, p in enumerate(problems):
+        answers = texts[i * votes : (i + 1) * votes]
+        accs += [reward_fns.compute_score("math", t, p["answer"], {}, scheme="r1")["acc"] for t in answers]
+        result = vote([extract_answer(t) for t in answers])
+        shares.append(round(result.share, 4))
+        label_hits.append(result.label is not None and verify_answer(result.label, p["answer"]))
+    solve = {
+        "acc": sum(accs) / len(accs),
+        "shares": sorted(shares),
+        "label_acc": sum(label_hits) / len(problems),
+        "split": sum(s < 1 for s in shares) / len(problems),
+        "example": texts[0],
+    }
+    return {"propose": propose, "solve": solve}
+
+
+def math_rows(problems: list[dict[str, str]], split: str) -> list[dict[str, Any]]:
+    """verl RL rows of ``problems``: compact solver prompts for the ``azr`` agent loop, scored by data source
+    ``math`` against the gold answer (``val-core/math/acc/mean@1`` in validation)."""
+    from verl_selfplay.azr.domains.math import TASK, Problem, solver_prompt
+
+    return [
+        {
+            "data_source": DATA_SOURCE,
+            "prompt": [{"role": "user", "content": solver_prompt(Problem(p["problem"]), style=MATH_STYLE)}],
+            "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": p["answer"]},
+            "extra_info": {"split": split, "index": i, "problem": p["problem"]},
+            "agent_name": "azr",
+            "azr_role": "solve",
+            "azr_task": TASK,
+        }
+        for i, p in enumerate(problems)
+    ]
+
+
+def write_math_data(out: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
+    """Write ``seeds.jsonl`` (:data:`MATH_SEEDS` problems with answers, for ``selfplay_math.seed_file``),
+    ``test.parquet`` (:data:`MATH_TEST` validation problems, none of them a seed) and ``train.parquet`` (the seeds
+    as solver rows: verl needs ``data.train_files``; self-play never draws from it) into ``out``."""
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = math_seed_problems(seed)
+    taken = {p["problem"] for p in seeds}
+    rng = random.Random(f"math-test-{seed}")
+    test: dict[str, dict[str, str]] = {}
+    while len(test) < MATH_TEST:
+        p = math_problem(*_math_pair(rng))
+        if p["problem"] not in taken:
+            test.setdefault(p["problem"], p)
+    paths = {"seeds": out / "seeds.jsonl", "train": out / "train.parquet", "test": out / "test.parquet"}
+    paths["seeds"].write_text("".join(json.dumps(p) + "\n" for p in seeds))
+    pd.DataFrame(math_rows(seeds, "train")).to_parquet(paths["train"], index=False)
+    pd.DataFrame(math_rows(list(test.values()), "test")).to_parquet(paths["test"], index=False)
+    return paths
+
+
+def build_selfplay_math(
+    out: str | os.PathLike, seed: int = 0, sft_steps: int = MATH_SFT_STEPS, data_out: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Build the math self-play tokenizer and model into ``out`` (and the seeds and validation set into
+    ``data_out``); returns a summary."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-for-bit determinism on any core count
+    try:
+        start = time.perf_counter()
+        random.seed(seed)
+        examples = math_examples(seed)
+        built = build_tokenizer(
+            seed,
+            corpus=[ex["prompt"] + ex["response"] for ex in examples],
+            max_length=MATH_MODEL_CONFIG["max_position_embeddings"],
+        )
+        built.save_pretrained(out)
+        tokenizer = load_tokenizer(out)  # what verl will load; SFT must see the same token ids
+        for ex in examples[:64]:
+            for text in (ex["prompt"], ex["response"]):
+                if tokenizer.encode(text, add_special_tokens=False) != built.encode(text, add_special_tokens=False):
+                    raise RuntimeError(
+                        "tiny math tokenizer does not round-trip through AutoTokenizer; check QWEN2_PRETOKENIZE_REGEX"
+                    )
+        model = build_model(tokenizer, seed, MATH_MODEL_CONFIG)
+        sft_start = time.perf_counter()
+        losses = azr_sft(model, tokenizer, examples, sft_steps, seed=seed)
+        sft_seconds = time.perf_counter() - sft_start
+        model.save_pretrained(out, safe_serialization=True)
+    finally:
+        torch.set_num_threads(threads)
+    summary = {
+        "path": str(out),
+        "mode": "selfplay_math",
+        "seed": seed,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab": len(tokenizer),
+        "max_position_embeddings": MATH_MODEL_CONFIG["max_position_embeddings"],
+        "tokens": math_lengths(tokenizer, examples),
+        "sft_steps": sft_steps,
+        "sft_final_loss": round(losses[-1], 4) if losses else None,
+        "sft_seconds": round(sft_seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if data_out is not None:
+        summary["data"] = {k: str(v) for k, v in write_math_data(data_out, seed).items()}
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m verl_selfplay.tiny", description=__doc__.split("\n")[0])
@@ -737,12 +1002,20 @@ def main(argv: list[str] | None = None) -> int:
         "--sft-steps",
         type=int,
         default=None,
-        help=f"SFT warm-start steps (0: random; default 200, with --azr {AZR_SFT_STEPS})",
+        help=f"SFT warm-start steps (0: random; default 200, --azr {AZR_SFT_STEPS}, --selfplay-math {MATH_SFT_STEPS})",
     )
     parser.add_argument("--data-out", default=None, help="also write train/test parquet files here")
     parser.add_argument("--azr", action="store_true", help="the Absolute Zero variant (compact AZR prompts)")
+    parser.add_argument(
+        "--selfplay-math", action="store_true", help="the math self-play variant (azr.domain=math, compact prompts)"
+    )
     args = parser.parse_args(argv)
-    if args.azr:
+    if args.azr and args.selfplay_math:
+        parser.error("--azr and --selfplay-math are two different models: pick one")
+    if args.selfplay_math:
+        steps = MATH_SFT_STEPS if args.sft_steps is None else args.sft_steps
+        summary = build_selfplay_math(args.out, args.seed, steps, args.data_out)
+    elif args.azr:
         steps = AZR_SFT_STEPS if args.sft_steps is None else args.sft_steps
         summary = build_azr(args.out, args.seed, steps, args.data_out)
     else:
