@@ -272,3 +272,110 @@ def test_checkpoint_then_resume_for_one_more_step(azr_run, azr_dir, tiny_azr):
     for t in AZR_TYPES:
         assert after[t][: len(before[t])] == before[t], t
         assert len(after[t]) == len(before[t]) + step3[f"azr/{t}/added"]
+
+
+# ------------------------------------------------------------------------------------------ math self-play
+
+MATH_PROPOSE, MATH_PROBLEMS, MATH_SAMPLES, MATH_PROBES, MATH_RELABEL = 4, 2, 4, 2, 2
+MATH_ROWS = MATH_PROPOSE + MATH_PROBLEMS * MATH_SAMPLES + MATH_PROBES + MATH_RELABEL
+SELFPLAY_MATH = [
+    "trainer.v1.trainer_mode=azr",
+    "+azr.domain=math",
+    "algorithm.adv_estimator=task_relative_reinforce_plus_plus",
+    "+reward.custom_reward_function.reward_kwargs.scheme=r1",
+    "actor_rollout_ref.rollout.n=1",
+    f"data.train_batch_size={MATH_ROWS}",
+    f"actor_rollout_ref.actor.ppo_mini_batch_size={MATH_ROWS}",
+    f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={MATH_ROWS}",
+    f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={MATH_ROWS}",
+    f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={MATH_ROWS}",
+    "actor_rollout_ref.actor.optim.lr=1e-4",
+    "data.max_prompt_length=96",
+    "data.max_response_length=48",
+    f"+azr.propose_per_type={MATH_PROPOSE}",
+    f"+azr.solve_per_type={MATH_PROBLEMS}",
+    "+azr.n_references=2",
+    "+azr.prompt_style=compact",
+    f"+selfplay_math.solver_samples={MATH_SAMPLES}",
+    "+selfplay_math.label_samples=4",
+    "+selfplay_math.heldout=4",
+    f"+selfplay_math.probes_per_step={MATH_PROBES}",
+    f"+selfplay_math.relabel_per_step={MATH_RELABEL}",
+    "+selfplay_math.solver_acc_range=[0.1,0.8]",
+]
+
+
+@pytest.fixture(scope="module")
+def math_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e_selfplay_math")
+
+
+def _math_run(math_dir, tiny_math, steps: int, *extra: str):
+    model_dir, data_dir = tiny_math
+    overrides = [
+        *SELFPLAY_MATH,
+        f"data.train_files={data_dir / 'train.parquet'}",
+        f"data.val_files={data_dir / 'test.parquet'}",
+        f"+selfplay_math.seed_file={data_dir / 'seeds.jsonl'}",
+    ]
+    return run_main_ppo(math_dir, [*overrides, *extra], steps=steps, assets=tiny_math)
+
+
+@pytest.fixture(scope="module")
+def math_run(math_dir, tiny_math):
+    run = _math_run(math_dir, tiny_math, 2, "trainer.save_freq=2", "trainer.test_freq=2")
+    assert run.returncode == 0, run.tail()
+    assert [m["step"] for m in run.metrics] == [1, 2]
+    return run
+
+
+def _math_buffer(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "azr_buffers" / "math.jsonl").read_text().splitlines()]
+
+
+def test_math_self_play_reports_its_metrics_and_grows_a_labelled_buffer(math_run, math_dir):
+    run = math_run
+    p = "selfplay_math"
+    for m in run.metrics:
+        for name in ("valid_rate", "label_majority_share", "buffer_size", "diversity", "label_acc_on_gold"):
+            assert math.isfinite(m[f"{p}/{name}"]), name
+        assert 0.0 <= m[f"{p}/label_acc_on_gold"] <= 1.0 and 0.0 < m[f"{p}/diversity"] <= 2.0
+        valid = round(m[f"{p}/valid_rate"] * MATH_PROPOSE)
+        rejected = sum(v for k, v in m.items() if k.startswith(f"{p}/rejected/"))
+        assert valid + rejected == MATH_PROPOSE  # every proposal is valid or rejected with a reason
+        assert sum(v for k, v in m.items() if k.startswith(f"{p}/solve_rate_hist/")) == valid
+        # the accuracy filter saw every solver group and zeroed the advantages of those it dropped
+        assert m[f"{p}/solver_groups_dropped"] + m[f"{p}/solver_groups_kept"] == MATH_PROBLEMS
+        assert m[f"{p}/solver_groups_zero_advantage"] >= m[f"{p}/solver_groups_dropped"]
+        assert m[f"{p}/relabelled"] == MATH_RELABEL
+        assert m["actor/grad_norm"] >= 0 and math.isfinite(m["actor/grad_norm"])
+        means = {k: v for k, v in m.items() if k.startswith(f"{p}/advantage_mean/")}
+        assert abs(means.get(f"{p}/advantage_mean/propose.math", 1.0)) < 1e-4, means  # whitened per group
+    # the seeding phase labelled seeds by vote before step 1
+    assert "AZR seeding round 1" in run.log
+    assert run.metrics[0][f"{p}/buffer_labelled"] >= MATH_PROBLEMS
+    # valid proposals were harvested and saved with the checkpoint, every one with its vote label
+    saved = _math_buffer(math_dir / "checkpoints" / "global_step_2")
+    assert len(saved) == run.metrics[-1][f"{p}/buffer_size"]
+    proposed = [r for r in saved if r["source"] == "proposed"]
+    assert len(proposed) == sum(m[f"{p}/added"] for m in run.metrics)
+    assert all(r["label"] and 0.0 < r["solve_rate"] <= 1.0 for r in proposed)
+    assert not any(r["source"] == "heldout" for r in saved)  # held-out problems never enter the buffer
+    assert "val-core/math/acc/mean@1" in run.metrics[-1]
+
+
+def test_math_self_play_resumes_with_its_buffer_and_probe_cursor(math_run, math_dir, tiny_math):
+    ckpt = math_dir / "checkpoints"
+    before = _math_buffer(ckpt / "global_step_2")
+    state = json.loads((ckpt / "global_step_2" / "azr_buffers" / "sampler_state.json").read_text())
+    assert state["domain"]["probe_cursor"] == 2 * MATH_PROBES
+    resumed = _math_run(math_dir, tiny_math, 3, "trainer.save_freq=1", "trainer.resume_mode=auto")
+    assert resumed.returncode == 0, resumed.tail()
+    assert [m["step"] for m in resumed.metrics] == [3]
+    assert "Restored AZR buffers" in resumed.log
+    after = _math_buffer(ckpt / "global_step_3")
+    # step 3 started from the saved problems (below the cap nothing is evicted; labels and solve rates may move)
+    assert [r["problem"] for r in after[: len(before)]] == [r["problem"] for r in before]
+    assert len(after) == len(before) + resumed.metrics[0]["selfplay_math/added"]
+    state = json.loads((ckpt / "global_step_3" / "azr_buffers" / "sampler_state.json").read_text())
+    assert state["domain"]["probe_cursor"] == 3 * MATH_PROBES

@@ -253,9 +253,7 @@ class AZRTrainer(SyncModeTrainer):
         out = self.domain.harvest(self.buffers, per_group, step)
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)  # a domain may have one group per problem
         for group, items in per_group.items():
-            role = group.split(".", 1)[0]
-            for item in items:
-                by_kind[f"{role}.{item['azr'].get('task') or group.split('.', 1)[-1]}"].append(item)
+            by_kind[self.domain.metric_group(group)] += items
         for kind, items in by_kind.items():  # Task-Relative REINFORCE++ whitens each group: its mean is ~0
             tokens = sum(i["len"] for i in items)
             if tokens and all(i["adv"] is not None for i in items):

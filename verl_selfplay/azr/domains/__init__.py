@@ -137,6 +137,10 @@ class TaskDomain(ABC):
         ``azr`` record. Default: unchanged."""
         return [(float(r["score"]), r["azr"]) for r in rows]
 
+    def metric_group(self, group: str) -> str:
+        """The name under which ``group``'s rows are summarised in per-group metrics (default: the group itself)."""
+        return group
+
     def drop_solver_groups(self, accuracies: Mapping[str, Sequence[float]]) -> set[str]:
         """Solver groups (``{group: [acc per row]}``) whose advantages are zeroed after verl computes them, as an
         accuracy filter would drop them (whole steps cannot be refilled). Default: none."""

@@ -621,6 +621,14 @@ class MathDomain(TaskDomain):
                 out[i] = (proposer_reward(info.get("solve_rate"), penalty, invalid_reward=self.invalid_reward), info)
         return out
 
+    def metric_group(self, group: str) -> str:
+        """Every per-problem solver group is summarised as ``solve.math``.
+
+        >>> MathDomain.metric_group(None, "solve.p0a1b2c3d4e5f"), MathDomain.metric_group(None, "propose.math")
+        ('solve.math', 'propose.math')
+        """
+        return f"solve.{TASK}" if group.startswith("solve.p") else group
+
     def drop_solver_groups(self, accuracies: Mapping[str, Sequence[float]]) -> set[str]:
         """PromptCoT's accuracy filter on solver groups: those whose mean accuracy lies outside
         ``solver_acc_range`` (the range is inclusive)."""
