@@ -11,7 +11,7 @@ puzzles of 2-8 people, from ``reward_fns.logic``):
 - **PCL-embedding**: one MiniLM encoder pass over the candidates plus the MLP head (``build_value_model
   ("embedding")``); *cold* = no embedding cached (first epoch), *warm* = every candidate embedded before (later
   epochs, and the three quarters of candidates the pool re-offers within an epoch when k = 4).
-- **PCL-llm**: ``build_value_model("llm")`` on the generator's own backbone: one forward pass per candidate.
+- **PCL-llm**: ``build_value_model("llm_driver")`` on the generator's own backbone: one forward pass per candidate.
 
 The generator is a random Qwen2 of MiniLM's size (6 layers, hidden 384, MiniLM's vocabulary), so the ratio
 isolates the algorithmic difference (one encoder pass versus ``r`` sampled rollouts) rather than model size: a
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as gen_dir:
         tok, gen = build_generator(gen_dir)
         emb = build_value_model("embedding")
-        llm = build_value_model("llm", model_path=gen_dir, chat_template=True, batch_size=16)
+        llm = build_value_model("llm_driver", model_path=gen_dir, chat_template=True, batch_size=16)
         n_params = sum(p.numel() for p in gen.parameters())
         n_enc = sum(p.numel() for p in emb.encoder.parameters())
         print(f"# generator: Qwen2 {n_params / 1e6:.1f}M params; encoder: MiniLM {n_enc / 1e6:.1f}M params")
