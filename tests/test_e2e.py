@@ -7,7 +7,8 @@ have non-zero advantages and the filters have groups to keep and to reject.
 
 One run, several of our parts at once (each asserted through its own metrics):
 
-- trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2);
+- trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2); a second, PCL-only run uses the tiny model
+  itself as the ``llm`` value model on verl's worker group (``+pcl.value_model=llm``);
 - ``GroupFilterSampler`` as verl's custom sampler, with the acc-filter, a group-level length filter and a
   sample-level repetition filter, refilling rejected groups through PCL's selection;
 - TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels move to
@@ -150,6 +151,49 @@ def test_pcl_selected_every_prompt_including_refills(run, run_dir):
         assert m["pcl/time/generation_s"] > 0 and m["pcl/time/selection_s"] > 0
     saved = torch.load(run_dir / "checkpoints" / "global_step_2" / "pcl_state.pt", weights_only=True)
     assert saved["value_model"]["updates"] == 2
+
+
+# ------------------------------------------------------------------- PCL with the llm value model on workers
+
+PCL_LLM = [
+    "trainer.v1.trainer_mode=pcl",
+    f"+pcl.k={PCL_K}",
+    "+pcl.metric=acc",
+    "+pcl.value_model=llm",  # the tiny model itself, on verl's TrainingWorker group beside the actor
+    "critic.use_dynamic_bsz=true",
+    "critic.ppo_max_token_len_per_gpu=256",
+    "critic.optim.lr=1e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory, tiny):
+    tmp = tmp_path_factory.mktemp("e2e_pcl_llm")
+    result = run_main_ppo(tmp, [*PCL_LLM, "trainer.save_freq=2"], steps=2, assets=tiny)
+    assert result.returncode == 0, result.tail()
+    assert [m["step"] for m in result.metrics] == [1, 2]
+    return tmp, result
+
+
+def test_pcl_selects_with_the_llm_value_model_on_the_workers(llm_run, tiny):
+    tmp, result = llm_run
+    for m in result.metrics:
+        assert m["pcl/candidates"] == PCL_K * BATCH
+        assert m["pcl/predict_fallback"] == 0 and "pcl/update_failed" not in m
+        assert 0.0 < m["pcl/candidate_predicted/mean"] < 1.0  # the sigmoid of the value head
+        assert np.isfinite(m["pcl/value_loss"]) and np.isfinite(m["pcl/value_mse"])
+        assert m["pcl/time/selection_s"] > 0 and m["pcl/time/value_update_s"] > 0
+    # the value model is the tiny model (its config, with a one-label value head), saved by the workers
+    model_dir, _ = tiny
+    folder = tmp / "checkpoints" / "global_step_2"
+    saved = json.loads((folder / "pcl_value_model" / "huggingface" / "config.json").read_text())
+    tiny_config = json.loads((model_dir / "config.json").read_text())
+    assert saved["hidden_size"] == tiny_config["hidden_size"] and saved["num_hidden_layers"] == 2
+    assert len(saved["id2label"]) == 1  # num_labels=1: verl's value head (Qwen2ForTokenClassification)
+    assert any(p.name.startswith("optim") for p in (folder / "pcl_value_model").iterdir())
+    state = torch.load(folder / "pcl_state.pt", weights_only=True)
+    assert state["value_model"] == {"kind": "llm", "updates": 2}
+    assert "Qwen2ForTokenClassification contains" in result.log  # built on the worker, not in the driver
 
 
 # ------------------------------------------------------------------------------------------ Absolute Zero
