@@ -33,6 +33,21 @@ after each call (verl's ``EngineEvalModeCtx``/``EngineTrainModeCtx``), as verl's
 memory during generation. The model is saved into verl's checkpoint folder (``global_step_N/pcl_value_model``,
 verl's FSDP checkpoint format) and restored on resume.
 
+**Memory per GPU** (a 1.5B value model, Qwen2.5-1.5B: 1.54e9 parameters, beside a 7B policy on 8 x 80 GB; computed
+from how verl's FSDP engine holds a trained model, not measured: no GPU was available to this work). verl keeps the
+trained model's master weights in ``critic.fsdp.model_dtype`` = fp32 (4 B/parameter), fp32 gradients (4 B) and AdamW's
+two fp32 moments (8 B), all sharded over the 8 data-parallel ranks (``fsdp_size=-1``): 16 B x 1.54e9 / 8 = 3.1 GB per
+GPU while the value model predicts or trains (weights 0.77 GB, gradients 0.77 GB during the update, moments 1.54 GB),
+plus activations bounded by the token budget (``critic.forward_max_token_len_per_gpu`` /
+``critic.ppo_max_token_len_per_gpu``; gradient checkpointing is on by default) and one gathered FSDP unit in bf16
+(the largest is the 0.47 GB embedding). Between uses, with ``critic.fsdp.param_offload=True`` and
+``critic.fsdp.optimizer_offload=True``, weights and moments sit in host memory (verl's offload on leaving
+``eval_mode``/``train_mode``) and the value model holds only its worker process's CUDA context on each GPU (about
+0.5 GB: a second process per GPU, whereas verl's own critic shares the actor's process); without offload it keeps
+2.3 GB per GPU (weights + moments) through generation. The 7B policy under the same accounting holds 16 B x 7.6e9 / 8
+= 15.2 GB per GPU while it trains. So the value model adds at most 3.1 GB (4 %) per 80 GB GPU while it runs and
+about 0.5 GB during generation.
+
 Failure handling: the trainer catches any exception of ``predict`` (uniform selection for that step, a warning and
 ``pcl/predict_fallback=1``) and of ``update`` (``pcl/update_failed=1``). A wrong ``model_path`` or a tokenizer
 mismatch fails at start-up (:func:`check_value_model`), before any worker starts.
