@@ -17,8 +17,9 @@ One run, several of our parts at once (each asserted through its own metrics):
 
 It trains 2 steps and validates at step 2. A second run is Absolute Zero self-play (trainer mode ``azr``, the
 tiny AZR model, Task-Relative REINFORCE++, the sandbox) with the model-text guard armed in every process; it
-checkpoints at step 2, and the suite's one resume test trains step 3 from that checkpoint (verl's weights and the
-AZR buffers). PCL's own checkpoint round trip is tested in-process (``tests/test_pcl_trainer.py``).
+checkpoints at step 2, and a resume test trains step 3 from that checkpoint (verl's weights and the AZR buffers);
+the PCL run with the ``llm`` value model resumes the same way (its weights on the workers). PCL's own checkpoint
+round trip is tested in-process (``tests/test_pcl_trainer.py``, ``tests/test_value_worker.py``).
 """
 
 from __future__ import annotations
@@ -196,6 +197,18 @@ def test_pcl_selects_with_the_llm_value_model_on_the_workers(llm_run, tiny):
     assert "Qwen2ForTokenClassification contains" in result.log  # built on the worker, not in the driver
 
 
+def test_pcl_llm_value_model_resumes_from_verls_checkpoint(llm_run, tiny):
+    """The value model's weights, optimiser and update count come back with verl's resume (one more step)."""
+    tmp, _ = llm_run
+    resumed = run_main_ppo(tmp, [*PCL_LLM, "trainer.save_freq=1", "trainer.resume_mode=auto"], steps=3, assets=tiny)
+    assert resumed.returncode == 0, resumed.tail()
+    assert [m["step"] for m in resumed.metrics] == [3]
+    assert resumed.metrics[0]["pcl/predict_fallback"] == 0
+    assert "Restored the value model's weights and optimiser on its workers" in resumed.log, resumed.tail()
+    state = torch.load(tmp / "checkpoints" / "global_step_3" / "pcl_state.pt", weights_only=True)
+    assert state["value_model"] == {"kind": "llm", "updates": 3}  # 2 restored + 1
+
+
 # ------------------------------------------------------------------------------------------ Absolute Zero
 
 AZR_PER_TYPE = 4
@@ -296,7 +309,7 @@ def test_no_model_text_ran_outside_the_sandbox(azr_run):
 
 
 def test_checkpoint_then_resume_for_one_more_step(azr_run, azr_dir, tiny_azr):
-    """The suite's one resume test: verl's weights and AZR's buffers come back exactly."""
+    """verl's weights and AZR's buffers come back exactly."""
     ckpt = azr_dir / "checkpoints"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert (ckpt / "global_step_2" / "actor").is_dir()

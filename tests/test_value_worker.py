@@ -165,6 +165,23 @@ def test_bad_paths_and_a_foreign_tokenizer_fail_at_start_up_naming_the_key(tiny,
     assert check_value_model(cfg, {})["model_path"] == str(model_dir)  # default: the policy's base model
 
 
+def test_a_failing_worker_makes_the_step_fall_back_to_uniform_selection(hosted, caplog):
+    """Last of the worker tests: it kills the value model's only worker."""
+    import logging
+    from types import SimpleNamespace
+
+    import ray
+
+    from verl_selfplay.pcl.trainer import PCLTrainer
+
+    vm, _ = hosted
+    for handle in vm.wg._workers:
+        ray.kill(handle)
+    with caplog.at_level(logging.WARNING):
+        assert PCLTrainer._predict(SimpleNamespace(value_model=vm), PROMPTS) is None  # the step keeps the pool's order
+    assert "value model failed at predict time" in caplog.text
+
+
 def test_doctests():
     import doctest
 

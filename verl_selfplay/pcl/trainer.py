@@ -384,6 +384,7 @@ class PCLTrainer(SyncModeTrainer):
         self.load_pcl_state_dict(torch.load(path, weights_only=True))
         if hasattr(self.value_model, "load_checkpoint"):
             self.value_model.load_checkpoint(os.path.join(folder, VALUE_MODEL_DIR))
+            logger.info(f"Restored the value model's weights and optimiser on its workers from {folder}")
         logger.info(f"Restored PCL value model and candidate pool from {path}")
 
 
