@@ -1,6 +1,6 @@
 """Selection cost per training step: PCL's value model versus rollout-based screening (DS), on the same prompts.
 
-``python benchmarks/bench_pcl_selection.py [--m 8] [--k 4] [--r 4] [--new-tokens 128] [--gen-batch 8]``
+``python benchmarks/bench_pcl_selection.py [--m 8] [--k 4] [--r 4] [--new-tokens 128] [--gen-batch 8] [--no-workers]``
 
 Each step must find ``m`` prompts of intermediate difficulty among ``k * m`` candidates (real Knights & Knaves
 puzzles of 2-8 people, from ``reward_fns.logic``):
@@ -11,7 +11,12 @@ puzzles of 2-8 people, from ``reward_fns.logic``):
 - **PCL-embedding**: one MiniLM encoder pass over the candidates plus the MLP head (``build_value_model
   ("embedding")``); *cold* = no embedding cached (first epoch), *warm* = every candidate embedded before (later
   epochs, and the three quarters of candidates the pool re-offers within an epoch when k = 4).
-- **PCL-llm**: ``build_value_model("llm")`` on the generator's own backbone: one forward pass per candidate.
+- **PCL-llm, driver**: ``build_value_model("llm_driver")`` on the generator's own backbone, in this process: one
+  forward pass per candidate (the version before issue 14).
+- **PCL-llm, workers**: the same backbone as PCL's ``llm`` value model on a verl ``TrainingWorker`` group
+  (:mod:`verl_selfplay.pcl.value_worker`; one worker on the CPU backend: Ray, the ``cpu`` platform, FSDP2 over gloo,
+  dynamic batch sizes), all ``k * m`` candidates in one ``infer_batch`` call, as the ``pcl`` trainer runs it. The
+  driver only tokenises. Also timed: one value update on ``m`` prompts, for both llm rows.
 
 The generator is a random Qwen2 of MiniLM's size (6 layers, hidden 384, MiniLM's vocabulary), so the ratio
 isolates the algorithmic difference (one encoder pass versus ``r`` sampled rollouts) rather than model size: a
@@ -38,6 +43,7 @@ from tqdm import tqdm
 from reward_fns.logic import generate_puzzle, score
 from verl_selfplay.pcl.selection import select
 from verl_selfplay.pcl.value_model import build_value_model
+from verl_selfplay.pcl.value_worker import WorkerValueModel
 
 TARGET_RATIO = 20.0
 CHATML = (
@@ -94,6 +100,35 @@ def ds_pass_rates(tok, model, puzzles, r: int, new_tokens: int) -> list[float]:
     ]
 
 
+def worker_value_model(model_dir: str) -> WorkerValueModel:
+    """PCL's ``llm`` value model on a one-worker verl ``TrainingWorker`` group (CPU backend), initialised from
+    ``model_dir``, configured as in ``recipes/run_pcl_tiny_cpu.sh`` (dynamic batch sizes)."""
+    import importlib.resources
+
+    import ray
+    from hydra import compose, initialize_config_dir
+    from verl.single_controller.ray import RayResourcePool
+
+    from verl_selfplay.cpu import request
+    from verl_selfplay.pcl.value_worker import check_value_model, create_worker_value_model
+
+    request()  # the cpu platform in this process and in the Ray worker
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    config_dir = str(importlib.resources.files("verl_selfplay") / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        cfg = compose(
+            config_name="cpu",
+            overrides=[
+                f"actor_rollout_ref.model.path={model_dir}",
+                "critic.use_dynamic_bsz=true",
+                "critic.ppo_max_token_len_per_gpu=4096",
+            ],
+        )
+    options = check_value_model(cfg, {"max_prompt_length": 1024})
+    pool = RayResourcePool(process_on_nodes=[1], use_gpu=True, max_colocate_count=3)
+    return create_worker_value_model(cfg, pool, options)
+
+
 def timed(fn) -> float:
     """Wall time of ``fn()``."""
     start = time.perf_counter()
@@ -110,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-batch", type=int, default=8, help="candidates per generate() call (one timed chunk)")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (median) of the warm PCL row")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-workers", action="store_true", help="skip the PCL-llm row on a verl worker group (Ray)")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     n = args.k * args.m
@@ -119,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as gen_dir:
         tok, gen = build_generator(gen_dir)
         emb = build_value_model("embedding")
-        llm = build_value_model("llm", model_path=gen_dir, chat_template=True, batch_size=16)
+        llm = build_value_model("llm_driver", model_path=gen_dir, chat_template=True, batch_size=16)
         n_params = sum(p.numel() for p in gen.parameters())
         n_enc = sum(p.numel() for p in emb.encoder.parameters())
         print(f"# generator: Qwen2 {n_params / 1e6:.1f}M params; encoder: MiniLM {n_enc / 1e6:.1f}M params")
@@ -128,39 +164,58 @@ def main(argv: list[str] | None = None) -> int:
         warm_texts = [p.text for p in candidates(n, seed=args.seed + 50)]
         emb.predict(warm_texts)  # embedded once, as the candidates of later laps are
         llm.predict(warm_texts[:8])
+        workers = None if args.no_workers else worker_value_model(gen_dir)
+        if workers is not None:
+            workers.predict(warm_texts[:8])
         ds_pass_rates(tok, gen, candidates(2, seed=args.seed + 60), args.r, 4)
 
         # The machine is shared and noisy: measure DS and PCL chunk by chunk, back to back, each on fresh puzzles,
         # and report the totals plus the median of the per-chunk ratios.
         t_ds = t_cold = t_llm = 0.0
         chunk_ratios = []
-        pcl_scores, ds_scores = [], []
+        pcl_scores, ds_scores, llm_scores = [], [], []
         for i in tqdm(range(0, n, args.gen_batch), desc="DS vs PCL, chunk by chunk", file=sys.stderr):
             size = min(args.gen_batch, n - i)
             ds_chunk = candidates(size, seed=args.seed + 1000 + i)
             pcl_texts = [p.text for p in candidates(size, seed=args.seed + 2000 + i)]
             dt_ds = timed(lambda c=ds_chunk: ds_scores.extend(ds_pass_rates(tok, gen, c, args.r, args.new_tokens)))
             dt_cold = timed(lambda t=pcl_texts: pcl_scores.extend(emb.predict(t)))
-            t_llm += timed(lambda t=pcl_texts: llm.predict(t))
+            t_llm += timed(lambda t=pcl_texts: llm_scores.extend(llm.predict(t)))
             t_ds, t_cold = t_ds + dt_ds, t_cold + dt_cold
             chunk_ratios.append(dt_ds / dt_cold)
         t_ds += timed(lambda: select(ds_scores, args.m))
         t_cold += timed(lambda: select(pcl_scores, args.m))
+        t_llm += timed(lambda: select(llm_scores, args.m))
         t_warm = statistics.median(
             timed(lambda: select(emb.predict(warm_texts), args.m)) for _ in range(max(args.repeats, 1))
         )
+        update_texts = [p.text for p in candidates(args.m, seed=args.seed + 4000)]
+        update_targets = [float(i % 2) for i in range(args.m)]
+        u_llm = timed(lambda: llm.update(update_texts, update_targets))
+        t_workers = u_workers = float("nan")
+        if workers is not None:
+            texts = [p.text for p in candidates(n, seed=args.seed + 3000)]
+            t_workers = statistics.median(
+                timed(lambda: select(workers.predict(texts), args.m)) for _ in range(max(args.repeats, 1))
+            )
+            u_workers = timed(lambda: workers.update(update_texts, update_targets))
 
     rows = [
         ("DS (rollout screening)", t_ds),
-        ("PCL-llm (tiny Qwen2 value model)", t_llm),
+        ("PCL-llm, driver (in-process)", t_llm),
+        ("PCL-llm, workers (verl TrainingWorker)", t_workers),
         ("PCL-embedding, cold (no cache)", t_cold),
         ("PCL-embedding, warm (cached)", t_warm),
     ]
     print()
-    print(f"| {'method':34s} | {'s / step':>9s} | {'ms / candidate':>14s} | {'DS / method':>11s} |")
-    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 16}|{'-' * 13}|")
+    print(f"| {'method':38s} | {'s / step':>9s} | {'ms / candidate':>14s} | {'DS / method':>11s} |")
+    print(f"|{'-' * 40}|{'-' * 11}|{'-' * 16}|{'-' * 13}|")
     for name, t in rows:
-        print(f"| {name:34s} | {t:9.3f} | {1000 * t / n:14.2f} | {t_ds / t:10.1f}x |")
+        print(f"| {name:38s} | {t:9.3f} | {1000 * t / n:14.2f} | {t_ds / t:10.1f}x |")
+    print(
+        f"\nPCL-llm selection, workers / driver = {t_workers / t_llm:.2f}x; value update on m={args.m} prompts: "
+        f"driver {u_llm:.3f} s, workers {u_workers:.3f} s ({u_workers / u_llm:.2f}x)"
+    )
     ratio = t_ds / t_cold
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
     print(

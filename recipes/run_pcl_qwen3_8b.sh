@@ -19,8 +19,10 @@
 #            accessible to us). We use (512, 16).
 #   [len]    experiments use at most 4096 tokens (paper summary, shared/seeds/001 (project notes)).
 #   [ours]   not from the paper. The paper's value model is an LLM; here the default is the cheap embedding value
-#            model on the driver's CPU (the llm one is not yet hosted by verl's GPU workers; see
-#            verl_selfplay/pcl/value_model.py). V is fitted to the 0/1 `acc` of reward_fns, not to the R1
+#            model on the driver's CPU. For the paper's kind add, e.g.:  +pcl.value_model=llm
+#            +pcl.value_model_kwargs.model_path=Qwen/Qwen3-1.7B-Base critic.use_dynamic_bsz=True
+#            critic.fsdp.param_offload=True critic.fsdp.optimizer_offload=True  (on verl's worker groups beside the
+#            actor; verl_selfplay/pcl/value_worker.py; not yet run on GPUs). V is fitted to the 0/1 `acc` of reward_fns, not to the R1
 #            score (format + answer), so that tau = 0.5 means a 50 % pass rate.
 set -euo pipefail
 

@@ -7,7 +7,8 @@ have non-zero advantages and the filters have groups to keep and to reject.
 
 One run, several of our parts at once (each asserted through its own metrics):
 
-- trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2);
+- trainer mode ``pcl`` (PCL selection with the MiniLM value model, k=2); a second, PCL-only run uses the tiny model
+  itself as the ``llm`` value model on verl's worker group (``+pcl.value_model=llm``);
 - ``GroupFilterSampler`` as verl's custom sampler, with the acc-filter, a group-level length filter and a
   sample-level repetition filter, refilling rejected groups through PCL's selection;
 - TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels move to
@@ -16,8 +17,9 @@ One run, several of our parts at once (each asserted through its own metrics):
 
 It trains 2 steps and validates at step 2. A second run is Absolute Zero self-play (trainer mode ``azr``, the
 tiny AZR model, Task-Relative REINFORCE++, the sandbox) with the model-text guard armed in every process; it
-checkpoints at step 2, and the suite's one resume test trains step 3 from that checkpoint (verl's weights and the
-AZR buffers). PCL's own checkpoint round trip is tested in-process (``tests/test_pcl_trainer.py``).
+checkpoints at step 2, and a resume test trains step 3 from that checkpoint (verl's weights and the AZR buffers);
+the PCL run with the ``llm`` value model resumes the same way (its weights on the workers). PCL's own checkpoint
+round trip is tested in-process (``tests/test_pcl_trainer.py``, ``tests/test_value_worker.py``).
 """
 
 from __future__ import annotations
@@ -152,6 +154,61 @@ def test_pcl_selected_every_prompt_including_refills(run, run_dir):
     assert saved["value_model"]["updates"] == 2
 
 
+# ------------------------------------------------------------------- PCL with the llm value model on workers
+
+PCL_LLM = [
+    "trainer.v1.trainer_mode=pcl",
+    f"+pcl.k={PCL_K}",
+    "+pcl.metric=acc",
+    "+pcl.value_model=llm",  # the tiny model itself, on verl's TrainingWorker group beside the actor
+    "critic.use_dynamic_bsz=true",
+    "critic.ppo_max_token_len_per_gpu=256",
+    "critic.optim.lr=1e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory, tiny):
+    tmp = tmp_path_factory.mktemp("e2e_pcl_llm")
+    result = run_main_ppo(tmp, [*PCL_LLM, "trainer.save_freq=2"], steps=2, assets=tiny)
+    assert result.returncode == 0, result.tail()
+    assert [m["step"] for m in result.metrics] == [1, 2]
+    return tmp, result
+
+
+def test_pcl_selects_with_the_llm_value_model_on_the_workers(llm_run, tiny):
+    tmp, result = llm_run
+    for m in result.metrics:
+        assert m["pcl/candidates"] == PCL_K * BATCH
+        assert m["pcl/predict_fallback"] == 0 and "pcl/update_failed" not in m
+        assert 0.0 < m["pcl/candidate_predicted/mean"] < 1.0  # the sigmoid of the value head
+        assert np.isfinite(m["pcl/value_loss"]) and np.isfinite(m["pcl/value_mse"])
+        assert m["pcl/time/selection_s"] > 0 and m["pcl/time/value_update_s"] > 0
+    # the value model is the tiny model (its config, with a one-label value head), saved by the workers
+    model_dir, _ = tiny
+    folder = tmp / "checkpoints" / "global_step_2"
+    saved = json.loads((folder / "pcl_value_model" / "huggingface" / "config.json").read_text())
+    tiny_config = json.loads((model_dir / "config.json").read_text())
+    assert saved["hidden_size"] == tiny_config["hidden_size"] and saved["num_hidden_layers"] == 2
+    assert len(saved["id2label"]) == 1  # num_labels=1: verl's value head (Qwen2ForTokenClassification)
+    assert any(p.name.startswith("optim") for p in (folder / "pcl_value_model").iterdir())
+    state = torch.load(folder / "pcl_state.pt", weights_only=True)
+    assert state["value_model"] == {"kind": "llm", "updates": 2}
+    assert "Qwen2ForTokenClassification contains" in result.log  # built on the worker, not in the driver
+
+
+def test_pcl_llm_value_model_resumes_from_verls_checkpoint(llm_run, tiny):
+    """The value model's weights, optimiser and update count come back with verl's resume (one more step)."""
+    tmp, _ = llm_run
+    resumed = run_main_ppo(tmp, [*PCL_LLM, "trainer.save_freq=1", "trainer.resume_mode=auto"], steps=3, assets=tiny)
+    assert resumed.returncode == 0, resumed.tail()
+    assert [m["step"] for m in resumed.metrics] == [3]
+    assert resumed.metrics[0]["pcl/predict_fallback"] == 0
+    assert "Restored the value model's weights and optimiser on its workers" in resumed.log, resumed.tail()
+    state = torch.load(tmp / "checkpoints" / "global_step_3" / "pcl_state.pt", weights_only=True)
+    assert state["value_model"] == {"kind": "llm", "updates": 3}  # 2 restored + 1
+
+
 # ------------------------------------------------------------------------------------------ Absolute Zero
 
 AZR_PER_TYPE = 4
@@ -252,7 +309,7 @@ def test_no_model_text_ran_outside_the_sandbox(azr_run):
 
 
 def test_checkpoint_then_resume_for_one_more_step(azr_run, azr_dir, tiny_azr):
-    """The suite's one resume test: verl's weights and AZR's buffers come back exactly."""
+    """verl's weights and AZR's buffers come back exactly."""
     ckpt = azr_dir / "checkpoints"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     assert (ckpt / "global_step_2" / "actor").is_dir()

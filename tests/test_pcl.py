@@ -124,9 +124,9 @@ def test_batch_larger_than_dataset_names_the_key():
 
 
 def test_value_model_names_match_the_builders():
-    from verl_selfplay.pcl.value_model import VALUE_MODELS
+    from verl_selfplay.pcl.value_model import VALUE_MODELS, WORKER_VALUE_MODELS
 
-    assert tuple(VALUE_MODELS) == pcl.VALUE_MODEL_NAMES
+    assert set(VALUE_MODELS) | set(WORKER_VALUE_MODELS) == set(pcl.VALUE_MODEL_NAMES)
 
 
 # ----------------------------------------------------------------------------------------------- pool

@@ -166,3 +166,13 @@ def test_every_number_is_cited(name):
     for line in lines[start:]:
         stripped = re.sub(r"\$\{?\w+\}?|\$\(\(.*?\)\)", "", line)
         assert not _NUMBER.search(stripped.split("=", 1)[-1]), f"{name}: literal number in the command: {line.strip()}"
+
+
+def test_pcl_tiny_cpu_recipe_picks_its_value_model(tmp_path):
+    _, cfg = _checked_config(RECIPES / "run_pcl_tiny_cpu.sh", tmp_path)
+    assert cfg.trainer.v1.trainer_mode == "pcl" and cfg.pcl.value_model == "llm" and cfg.pcl.k == 4
+    assert cfg.critic.use_dynamic_bsz and not cfg.critic.enable  # verl's critic keys configure it; no PPO critic
+    _, cfg = _checked_config(RECIPES / "run_pcl_tiny_cpu.sh", tmp_path, env={"VALUE_MODEL": "embedding"})
+    assert cfg.pcl.value_model == "embedding"
+    with pytest.raises(RuntimeError, match="VALUE_MODEL=mlp; valid: embedding, llm"):
+        _checked_config(RECIPES / "run_pcl_tiny_cpu.sh", tmp_path, env={"VALUE_MODEL": "mlp"})

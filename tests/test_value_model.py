@@ -101,6 +101,8 @@ def test_unknown_model_or_option_is_rejected():
     with pytest.raises(ValueError, match=r"pcl\.value_model_kwargs\.hidden"):
         build_value_model("embedding", hidden=3)
     with pytest.raises(ValueError, match=r"pcl\.value_model_kwargs\.model_path"):
+        build_value_model("llm_driver")
+    with pytest.raises(ValueError, match="worker group"):
         build_value_model("llm")
 
 
@@ -123,7 +125,7 @@ def tiny_qwen2(tmp_path_factory):
 
 
 def test_llm_value_is_read_at_the_last_prompt_token(tiny_qwen2):
-    vm = build_value_model("llm", model_path=tiny_qwen2, lr=1e-3)
+    vm = build_value_model("llm_driver", model_path=tiny_qwen2, lr=1e-3)
     assert np.allclose(vm.predict(["a b c"]), 0.5)  # zero-initialised head
     vm.update(["a b c", "x"], [0.9, 0.1])
     short = vm.predict(["a b c"])[0]
@@ -133,12 +135,12 @@ def test_llm_value_is_read_at_the_last_prompt_token(tiny_qwen2):
 
 def test_llm_value_model_learns_and_round_trips(tiny_qwen2):
     prompts, targets = ["easy question", "very hard question indeed"], [0.9, 0.1]
-    vm = build_value_model("llm", model_path=tiny_qwen2, lr=3e-3, steps_per_update=2)
+    vm = build_value_model("llm_driver", model_path=tiny_qwen2, lr=3e-3, steps_per_update=2)
     losses = [vm.update(prompts, targets) for _ in range(15)]
     assert losses[-1] < 0.1 * losses[0]
     pred = vm.predict(prompts)
     assert pred[0] > 0.7 and pred[1] < 0.3
-    fresh = build_value_model("llm", model_path=tiny_qwen2, lr=3e-3, steps_per_update=2)
+    fresh = build_value_model("llm_driver", model_path=tiny_qwen2, lr=3e-3, steps_per_update=2)
     fresh.load_state_dict(vm.state_dict())
     assert np.array_equal(fresh.predict(prompts), pred)
     assert fresh.update(prompts, targets) == vm.update(prompts, targets)
@@ -146,7 +148,7 @@ def test_llm_value_model_learns_and_round_trips(tiny_qwen2):
 
 
 def test_llm_head_only_training_keeps_the_backbone_frozen(tiny_qwen2):
-    vm = build_value_model("llm", model_path=tiny_qwen2, lr=1e-2, trainable="head")
+    vm = build_value_model("llm_driver", model_path=tiny_qwen2, lr=1e-2, trainable="head")
     before = {k: v.clone() for k, v in vm.backbone.state_dict().items()}
     vm.update(["a", "b"], [1.0, 0.0])
     assert all(torch.equal(before[k], v) for k, v in vm.backbone.state_dict().items())
@@ -161,7 +163,9 @@ def test_llm_value_model_learns_in_bf16_like_in_fp32(tiny_qwen2):
     targets = [0.95, 0.8, 0.6, 0.4, 0.2, 0.05]
     runs = {}
     for dtype in ("float32", "bfloat16"):
-        vm = build_value_model("llm", model_path=tiny_qwen2, dtype=dtype, chat_template=False, max_prompt_length=64)
+        vm = build_value_model(
+            "llm_driver", model_path=tiny_qwen2, dtype=dtype, chat_template=False, max_prompt_length=64
+        )
         start = {k: v.detach().float().clone() for k, v in vm.backbone.named_parameters()}
         losses = [vm.update(prompts, targets) for _ in range(12)]
         losses.append(float(np.mean((vm.predict(prompts) - np.asarray(targets)) ** 2)))

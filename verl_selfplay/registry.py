@@ -33,6 +33,7 @@ REGISTRATIONS: list[tuple[str, str]] = [
     ("verl.workers.engine.fsdp.transformer_impl", "verl_selfplay.cpu.workarounds:register_fsdp_engine"),
     ("verl.workers.rollout.replica", "verl_selfplay.cpu.workarounds:register_rollout"),
     ("verl.workers.rollout.base", "verl_selfplay.cpu.workarounds:register_rollout_adapter"),
+    ("verl.utils.model", "verl_selfplay.cpu.workarounds:fix_valuehead_attention"),
 ]
 
 _lock = threading.RLock()

@@ -16,6 +16,8 @@ Code, here:
   replaced by a clear error instead of an import failure deep inside a Ray worker.
 - :func:`register_rollout_adapter` -- rollout classes live in a private dict with no register call
   (``workers/rollout/base.py:89-93``); adds ``("hf", "async")``.
+- :func:`fix_valuehead_attention` -- value-head models are always loaded with flash-attention 2
+  (``utils/model.py:641-651``); loads them with the configured attention. Only when the CPU backend is requested.
 
 Elsewhere, each next to the code it shapes:
 
@@ -149,3 +151,34 @@ def register_rollout_adapter(base: ModuleType) -> None:
     imports the class from that string.
     """
     base._ROLLOUT_REGISTRY.setdefault((ROLLOUT_NAME, "async"), ADAPTER_FQN)
+
+
+def fix_valuehead_attention(model: ModuleType) -> None:
+    """Load verl's value-head models with the configured attention on CPU.
+
+    ``verl/utils/model.py:641-651`` (``load_valuehead_model``) passes ``attn_implementation="flash_attention_2"``
+    to ``AutoModelForTokenClassification.from_pretrained`` whatever the model config says; without flash-attention
+    (any CPU) it then falls back to ``trl``'s value head, or raises when ``trl`` is absent. The wrapper loads the
+    token-classification model with the config's own attention (``override_config.attn_implementation``, ``sdpa``
+    in the CPU preset). Installed only when the CPU backend is requested.
+    """
+    if not is_requested():
+        return
+    original = model.load_valuehead_model
+    if getattr(original, "__verl_selfplay_cpu__", False):
+        return
+
+    @functools.wraps(original)
+    def load_valuehead_model(local_path: str, torch_dtype: Any, model_config: Any, trust_remote_code: bool) -> Any:
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification.from_pretrained(
+            pretrained_model_name_or_path=local_path,
+            torch_dtype=torch_dtype,
+            config=model_config,
+            attn_implementation=getattr(model_config, "_attn_implementation", None) or "sdpa",
+            trust_remote_code=trust_remote_code,
+        )
+
+    load_valuehead_model.__verl_selfplay_cpu__ = True  # type: ignore[attr-defined]
+    model.load_valuehead_model = load_valuehead_model

@@ -44,7 +44,8 @@ DEFAULT_K = 4
 # Target pass rate: prompts the policy solves about half the time give the strongest learning signal
 # (arXiv 2510.01135, abstract: "roughly a 50% chance of success"); PCL's tau = 0.5.
 DEFAULT_TAU = 0.5
-VALUE_MODEL_NAMES = ("embedding", "llm")  # kept in sync with value_model.VALUE_MODELS (a test checks it)
+# kept in sync with value_model.VALUE_MODELS + WORKER_VALUE_MODELS (a test checks it)
+VALUE_MODEL_NAMES = ("embedding", "llm", "llm_driver")
 
 
 def select(predictions: Sequence[float] | np.ndarray, m: int, tau: float = DEFAULT_TAU) -> np.ndarray:
@@ -105,8 +106,11 @@ class PCLConfig:
     - ``enable``: select prompts with PCL (``false`` makes the ``pcl`` trainer behave as verl's ``sync``).
     - ``k``: candidates per kept prompt; each step scores ``k * data.train_batch_size`` candidates.
     - ``tau``: target predicted reward (pass rate) in [0, 1].
-    - ``value_model``: ``embedding`` (frozen sentence encoder + online head, CPU) or ``llm``.
-    - ``value_model_kwargs``: options for :func:`verl_selfplay.pcl.value_model.build_value_model`.
+    - ``value_model``: ``embedding`` (frozen sentence encoder + online head, CPU), ``llm`` (the paper's LLM value
+      model on verl's worker group, :mod:`verl_selfplay.pcl.value_worker`) or ``llm_driver`` (the same kind of
+      model in the driver process: toy sizes only).
+    - ``value_model_kwargs``: options for :func:`verl_selfplay.pcl.value_model.build_value_model` or, for ``llm``,
+      :func:`verl_selfplay.pcl.value_worker.check_value_model`.
     - ``metric``: what V is fitted to, per prompt the mean over its rollouts: a ``reward_extra_info`` key
       (default ``acc``, the 0/1 correctness every ``reward_fns`` scorer returns, so V predicts a pass rate as in
       PCL, where V(x) estimates p(x) = E[r(x, y)] for a binary r) or ``reward`` (the trajectory reward, verl's

@@ -39,8 +39,10 @@ verl touch points (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``), all ove
   buffer's ``scored_groups`` (:mod:`verl_selfplay.common.scored_groups`) or
   :mod:`verl_selfplay.common.trajectories`.
 
-Not wired yet: hosting the ``llm`` value model on verl's critic worker group (it runs in the driver process; see
-:mod:`verl_selfplay.pcl.value_model`).
+With ``+pcl.value_model=llm`` the value model is verl's ``TrainingWorker`` (value head) on its own worker group on
+the actor's resource pool, created at the end of verl's ``_setup`` (:meth:`PCLTrainer._load_checkpoint`); the
+driver only tokenises (:mod:`verl_selfplay.pcl.value_worker`). Its weights and optimiser are saved by the workers
+into ``global_step_N/pcl_value_model``.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ from verl_selfplay.pcl.selection import (
     effective_ratio,
     select,
 )
-from verl_selfplay.pcl.value_model import ValueModel, build_value_model
+from verl_selfplay.pcl.value_model import WORKER_VALUE_MODELS, ValueModel, build_value_model
+from verl_selfplay.pcl.value_worker import VALUE_MODEL_DIR, check_value_model, create_worker_value_model
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
@@ -179,7 +182,10 @@ class PCLTrainer(SyncModeTrainer):
         if self.pcl.enable and self.scored_groups is not None:
             self.scored_groups.watch(self.pcl.metric)
         self.value_model: ValueModel | None = None
-        if self.pcl.enable:
+        self._worker_value_model: dict[str, Any] | None = None  # checked options; built with the worker groups
+        if self.pcl.enable and self.pcl.value_model in WORKER_VALUE_MODELS:
+            self._worker_value_model = check_value_model(config, self.pcl.value_model_kwargs)
+        elif self.pcl.enable:
             self.value_model = build_value_model(self.pcl.value_model, **self.pcl.value_model_kwargs)
         self.pool: CandidatePool | None = None
         self._inflight: dict[str, tuple[str, float]] = {}  # uid -> (prompt text, predicted value)
@@ -329,6 +335,26 @@ class PCLTrainer(SyncModeTrainer):
         return out
 
     # ------------------------------------------------------------------ checkpoints
+    def _load_checkpoint(self) -> None:
+        """The ``llm`` value model's worker group on the actor's resource pool, then verl's resume (+ PCL state).
+
+        verl's ``_setup`` creates the worker groups and resource pools and ends with ``_load_checkpoint``
+        (``trainer_base.py:226-397``): the first point where the pools exist and the value model is still needed
+        before the PCL state is restored.
+        """
+        if self._worker_value_model is not None and self.value_model is None:
+            pool = self.resource_pool_manager.get_resource_pool(self._actor_role())
+            self.value_model = create_worker_value_model(self.config, pool, self._worker_value_model)
+        super()._load_checkpoint()
+
+    def _actor_role(self) -> Any:
+        from verl.trainer.ppo.utils import Role
+
+        for role in (Role.Actor, Role.ActorRolloutRef, Role.ActorRollout):
+            if role in self.role_worker_mapping:
+                return role
+        raise RuntimeError("no actor role in verl's role_worker_mapping")
+
     def pcl_state_dict(self) -> dict[str, Any]:
         """Value model and candidate pool state, saved with every verl checkpoint."""
         return {"version": 1, "value_model": self.value_model.state_dict(), "pool": self.pool.state_dict()}
@@ -344,6 +370,8 @@ class PCLTrainer(SyncModeTrainer):
         """The PCL state (value model, candidate pool) into verl's ``global_step_N`` folder."""
         if self.pcl.enable:
             torch.save(self.pcl_state_dict(), os.path.join(folder, PCL_STATE_FILE))
+            if hasattr(self.value_model, "save_checkpoint"):  # weights and optimiser live on the workers
+                self.value_model.save_checkpoint(os.path.join(folder, VALUE_MODEL_DIR), self.global_steps)
 
     def load_extra_state(self, folder: str) -> None:
         """Restore the PCL state saved by :meth:`save_extra_state` (a warning and a fresh start if absent)."""
@@ -354,6 +382,9 @@ class PCLTrainer(SyncModeTrainer):
             logger.warning(f"No PCL state at {path}: the value model and candidate pool start fresh")
             return
         self.load_pcl_state_dict(torch.load(path, weights_only=True))
+        if hasattr(self.value_model, "load_checkpoint"):
+            self.value_model.load_checkpoint(os.path.join(folder, VALUE_MODEL_DIR))
+            logger.info(f"Restored the value model's weights and optimiser on its workers from {folder}")
         logger.info(f"Restored PCL value model and candidate pool from {path}")
 
 

@@ -11,7 +11,10 @@ Two implementations behind one interface (:class:`ValueModel`), built by name wi
     candidates it has not seen before plus a head forward over all of them. Cost measured on a 2-core CPU:
     see ``benchmarks/bench_pcl_selection.py``.
 
-``llm``: :class:`LLMValueModel`
+``llm``: on verl's worker group, :mod:`verl_selfplay.pcl.value_worker` (the default for the LLM kind; built by the
+    ``pcl`` trainer, not by :func:`build_value_model`).
+
+``llm_driver``: :class:`LLMValueModel`
     The paper's kind of value model: a causal language model backbone (``AutoModel``) with a scalar head,
     reading the value at the last prompt token, trained by MSE on each prompt's mean reward.
 
@@ -27,12 +30,9 @@ Two implementations behind one interface (:class:`ValueModel`), built by name wi
     ``steps_per_update=1`` pass per step; fp32 master weights.
 
     **Where it runs.** This class hosts the model in the process that builds it (the verl driver for the
-    ``pcl`` trainer) on ``device`` (``cpu`` by default, or ``cuda`` if the driver has a GPU). It is *not yet*
-    hosted by verl's worker machinery: verl's critic ``TrainingWorker`` (``model_type="value_model"``) reads
-    per-token values of prompt+response trajectories from TransferQueue and trains them with the PPO value
-    loss, and reusing it for prompt-only prediction needs a prompt-only TransferQueue partition plus a worker
-    group created even when ``algorithm.adv_estimator`` needs no critic. Until that adapter exists, use ``llm``
-    with a small backbone (e.g. 0.5B-1.7B) on a driver with a GPU, or use ``embedding``.
+    ``pcl`` trainer) on ``device`` (``cpu`` by default, or ``cuda`` if the driver has a GPU): for toy sizes and as
+    the baseline of ``benchmarks/bench_pcl_selection.py``. At scale use ``llm``, the same kind of model on verl's
+    worker group (:mod:`verl_selfplay.pcl.value_worker`).
 
     **Memory** (full fine-tuning with AdamW: fp32 master weights and gradients, fp32 moments, bf16 autocast
     compute with ``dtype="bfloat16"``; about 16 bytes per parameter, before activations): 0.5B about 8 GB, 1.7B about 27 GB, 8B about 128 GB
@@ -65,7 +65,14 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VALUE_MODELS", "EmbeddingValueModel", "LLMValueModel", "ValueModel", "build_value_model"]
+__all__ = [
+    "VALUE_MODELS",
+    "WORKER_VALUE_MODELS",
+    "EmbeddingValueModel",
+    "LLMValueModel",
+    "ValueModel",
+    "build_value_model",
+]
 
 
 @runtime_checkable
@@ -439,7 +446,10 @@ class LLMValueModel:
         self.updates = int(state["updates"])
 
 
-VALUE_MODELS: dict[str, type] = {"embedding": EmbeddingValueModel, "llm": LLMValueModel}
+# In-process value models. ``llm`` (the paper's kind, on verl's worker group) is built by the ``pcl`` trainer:
+# :mod:`verl_selfplay.pcl.value_worker`.
+VALUE_MODELS: dict[str, type] = {"embedding": EmbeddingValueModel, "llm_driver": LLMValueModel}
+WORKER_VALUE_MODELS = ("llm",)
 
 
 def build_value_model(name: str, **options: Any) -> ValueModel:
@@ -450,12 +460,17 @@ def build_value_model(name: str, **options: Any) -> ValueModel:
     >>> build_value_model("mlp")
     Traceback (most recent call last):
     ...
-    ValueError: unknown value model 'mlp'; valid: embedding, llm
+    ValueError: unknown value model 'mlp'; valid: embedding, llm_driver
     >>> build_value_model("embedding", learning_rate=0.1)
     Traceback (most recent call last):
     ...
     ValueError: unknown option pcl.value_model_kwargs.learning_rate for value model 'embedding'; valid: batch_size, bounded, cache_size, device, encoder, hidden_size, init_value, lr, max_seq_length, replay_steps, seed, steps_per_update
     """
+    if name in WORKER_VALUE_MODELS:
+        raise ValueError(
+            f"value model {name!r} runs on verl's worker group and is built by the pcl trainer "
+            "(trainer.v1.trainer_mode=pcl, verl_selfplay.pcl.value_worker); the in-process variant is 'llm_driver'"
+        )
     cls = VALUE_MODELS.get(name)
     if cls is None:
         raise ValueError(f"unknown value model {name!r}; valid: {', '.join(VALUE_MODELS)}")
@@ -465,6 +480,8 @@ def build_value_model(name: str, **options: Any) -> ValueModel:
         raise ValueError(
             f"unknown option pcl.value_model_kwargs.{unknown[0]} for value model {name!r}; valid: {', '.join(valid)}"
         )
-    if name == "llm" and "model_path" not in options:
-        raise ValueError("the llm value model needs pcl.value_model_kwargs.model_path (e.g. the policy's base model)")
+    if name == "llm_driver" and "model_path" not in options:
+        raise ValueError(
+            "the llm_driver value model needs pcl.value_model_kwargs.model_path (e.g. the policy's base model)"
+        )
     return cls(**options)
