@@ -2,11 +2,11 @@ r"""Reasoning behaviours of one response: verification, backtracking, ... as fla
 
 Users watch RL runs for the moment reasoning appears. This module names what to watch, from the seed notes:
 
-- the four habits of the Cognitive Behaviors paper (Gandhi et al., arXiv 2503.01307, §3): **verification**
+- the four habits of the Cognitive Behaviors paper (Gandhi et al., arXiv 2503.01307): **verification**
   (checking a result), **backtracking** (abandoning an approach), **subgoal setting** (explicit decomposition)
   and **backward chaining** (reasoning from the goal back to what is given);
-- Logic-RL's **thinking words** (Xie et al., arXiv 2502.14768, §4: "wait", "verify", "yet", "re-evaluate" rise
-  with reward) and its finding that **language mixing** in the reasoning lowers reward;
+- Logic-RL's **thinking words** (Xie et al., arXiv 2502.14768: responses with "wait", "verify", "yet" earn higher
+  reward) and its finding that **language mixing** in the reasoning lowers reward;
 - **repetition** (a policy stuck in a loop) and the response length in words.
 
 The paper classified behaviours with GPT-4o-mini; here every behaviour is a set of regular expressions (English and
@@ -266,10 +266,6 @@ def _words(text: str) -> list[str]:
     return text.split() if text.isascii() else _CJK_SPLIT.sub(r" \1 ", text).split()
 
 
-def _word_count(text: str) -> int:
-    return len(text.split()) if text.isascii() else len(_CJK_SPLIT.sub(r" \1 ", text).split())
-
-
 def _text(response: Any) -> str | None:
     """The response as text, or ``None`` for bad input (not a string, binary, over :data:`MAX_CHARS`)."""
     if not isinstance(response, str) or not response or len(response) > MAX_CHARS or "\x00" in response:
@@ -321,7 +317,7 @@ def language_consistency(response: Any, language: str | None = None) -> float:
 
     Words are English words (two letters or more, outside LaTeX and code; short capitals such as ``AB`` are names)
     and CJK characters (each counts as one word). ``language="en"`` or ``"zh"`` scores the share of that language,
-    as DeepSeek-R1's language-consistency reward (arXiv 2501.12948, §2.3.3: "the proportion of target language
+    as DeepSeek-R1's language-consistency reward (arXiv 2501.12948: "the proportion of target language
     words in the CoT"); ``None`` scores the share of whichever script dominates. A reasoning without words of
     either script scores 0.0.
 
@@ -377,7 +373,7 @@ def reasoning_behaviours(response: Any) -> dict[str, Any]:
     if text is None:
         return out
     lower = text.lower()
-    out["length_words"] = _word_count(_TAGS.sub(" ", lower) if "<" in lower else lower)
+    out["length_words"] = len(_words(_TAGS.sub(" ", lower) if "<" in lower else lower))
     reasoning = reasoning_part(lower)
     ascii_only = reasoning.isascii()
     for name in PATTERNS:
@@ -393,7 +389,7 @@ def reasoning_behaviours(response: Any) -> dict[str, Any]:
     count = len(words) - REPETITION_N + 1
     ratio = repeated_ngram_ratio(words) if count > 0 else 0.0
     if ratio > REPETITION_THRESHOLD:
-        out["repetition"], out["repetition_count"] = round(ratio * count) > 0, round(ratio * count)
+        out["repetition"], out["repetition_count"] = True, round(ratio * count)
     return out
 
 

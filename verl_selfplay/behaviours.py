@@ -100,6 +100,20 @@ def select_keys(keys: Sequence[str], tags: Sequence[Mapping[str, Any]], max_resp
     return chosen
 
 
+def score_responses(
+    tokenizer: Any, response_ids: Sequence[Sequence[int]], rewards: Sequence[float]
+) -> dict[str, float]:
+    """``behaviour/*`` metrics of responses given as token ids, with their rewards (decoded without special tokens)."""
+    start = time.perf_counter()
+    texts = (
+        tokenizer.batch_decode([list(ids) for ids in response_ids], skip_special_tokens=True) if response_ids else []
+    )
+    out = behaviour_metrics([reasoning_behaviours(t) for t in texts], rewards)
+    out["behaviour/responses"] = float(len(texts))
+    out["behaviour/seconds"] = time.perf_counter() - start
+    return out
+
+
 def step_metrics(tokenizer: Any, partition_id: str, keys: Sequence[str]) -> dict[str, float]:
     """``behaviour/*`` metrics of the trajectories ``keys`` in TransferQueue partition ``partition_id``."""
     from verl_selfplay.common.trajectories import read_fields, reward_value
@@ -107,10 +121,7 @@ def step_metrics(tokenizer: Any, partition_id: str, keys: Sequence[str]) -> dict
     start = time.perf_counter()
     data = read_fields(partition_id, list(keys), ["responses", "rm_scores"])
     ids = [[] if r is None else r.tolist() for r in data["responses"]]
-    texts = tokenizer.batch_decode(ids, skip_special_tokens=True) if ids else []
-    rewards = [reward_value(v, "reward") for v in data["rm_scores"]]
-    out = behaviour_metrics([reasoning_behaviours(t) for t in texts], rewards)
-    out["behaviour/responses"] = float(len(texts))
+    out = score_responses(tokenizer, ids, [reward_value(v, "reward") for v in data["rm_scores"]])
     out["behaviour/seconds"] = time.perf_counter() - start
     return out
 
