@@ -15,10 +15,10 @@ plus ``behaviour/length_words/mean``, ``behaviour/responses`` (how many were sco
 Settings (Hydra, top level, like ``+pcl.*``)::
 
     +behaviours.enable=false           # turn it off
-    +behaviours.max_responses=256      # score a uniform sample of this many responses per step (default); 0: all
+    +behaviours.max_responses=128      # score a uniform sample of this many responses per step (default); 0: all
 
-The sample (seeded by the step number) bounds the cost on the driver whatever the batch size: at 256 responses a
-rate's standard error is at most 3 points. ``benchmarks/bench_behaviours.py`` measures the cost against the
+The sample (seeded by the step number) bounds the cost on the driver whatever the batch size: at 128 responses a
+rate's standard error is at most 4.4 points (0.5 / sqrt(128)); every step draws a fresh sample. ``benchmarks/bench_behaviours.py`` measures the cost against the
 reward computation.
 
 Failure handling: a bad setting raises ``ValueError`` naming it at the first step; any other error while scoring
@@ -50,15 +50,15 @@ logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
 CONFIG_KEY = "behaviours"
-DEFAULT_MAX_RESPONSES = 256
+DEFAULT_MAX_RESPONSES = 128
 _MARK = "_verl_selfplay_behaviours"
 
 
 def settings(config: Any) -> tuple[bool, int]:
-    """``(enable, max_responses)`` from the trainer config's ``behaviours`` section (absent: on, 256).
+    """``(enable, max_responses)`` from the trainer config's ``behaviours`` section (absent: on, 128).
 
     >>> settings({}), settings({"behaviours": {"enable": False}}), settings({"behaviours": {"max_responses": 0}})
-    ((True, 256), (False, 256), (True, 0))
+    ((True, 128), (False, 128), (True, 0))
     >>> settings({"behaviours": {"max_response": 5}})
     Traceback (most recent call last):
     ...
@@ -90,11 +90,9 @@ def select_keys(keys: Sequence[str], tags: Sequence[Mapping[str, Any]], max_resp
     >>> len(select_keys([f"u{i}_0_0" for i in range(10)], [{}] * 10, 4, seed=1))
     4
     """
-    from verl_selfplay.common.trajectories import PADDING_TAG, final_keys, sessions_by_uid
+    from verl_selfplay.common.trajectories import PADDING_TAG, session_final_keys
 
-    real = [k for k, tag in zip(keys, tags, strict=True) if not tag.get(PADDING_TAG, False)]
-    sessions = sessions_by_uid(real)
-    chosen = [k for uid in sorted(sessions) for k in final_keys(sessions[uid])]
+    chosen = session_final_keys(k for k, tag in zip(keys, tags, strict=True) if not tag.get(PADDING_TAG, False))
     if max_responses and len(chosen) > max_responses:
         chosen = sorted(random.Random(seed).sample(chosen, max_responses))
     return chosen
