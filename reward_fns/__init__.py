@@ -97,6 +97,11 @@ def compute_score(
     fields documented in :func:`reward_fns.code.azr.score`). Unknown names raise
     ``ValueError`` listing the known ones.
 
+    ``language_reward`` (default 0: off) adds that weight times :func:`reward_fns.behaviours.language_consistency`
+    of the response to ``score``: DeepSeek-R1's language-consistency reward (the share of the reasoning's words
+    in one language; ``language="en"`` or ``"zh"`` names the target language, by default the dominant one). In
+    verl: ``+reward.custom_reward_function.reward_kwargs.language_reward=0.1``.
+
     The scheme is ``kwargs["scheme"]`` (verl's ``+reward.custom_reward_function.reward_kwargs.scheme``),
     else ``extra_info["scheme"]``, else the data source's default. An unknown scheme raises
     ``ValueError`` naming the valid ones. A malformed response or ground truth never raises: it
@@ -115,6 +120,8 @@ def compute_score(
     if entry is None:
         raise ValueError(f"unknown data_source {data_source!r}; known: {', '.join(known_data_sources())}")
     path, default_scheme = entry
+    language_reward = kwargs.pop("language_reward", 0.0)
+    language = kwargs.pop("language", None)
     extra_info = extra_info if isinstance(extra_info, dict) else {}
     scheme = check_scheme(kwargs.pop("scheme", None) or extra_info.get("scheme") or default_scheme)
     text = _as_text(solution_str)
@@ -122,5 +129,9 @@ def compute_score(
         result = _scorer(path)(text, ground_truth, extra_info, scheme, **kwargs)
     except (TypeError, ValueError, KeyError) as e:  # bad ground_truth / extra_info: a row problem, not a crash
         logger.warning("compute_score(%s): %s", data_source, e)
-        return failure_result(scheme, f"{type(e).__name__}: {e}")
+        result = failure_result(scheme, f"{type(e).__name__}: {e}")
+    if language_reward:
+        from reward_fns.behaviours import language_consistency
+
+        result["score"] = float(result["score"]) + float(language_reward) * language_consistency(text, language)
     return result

@@ -13,7 +13,8 @@ One run, several of our parts at once (each asserted through its own metrics):
   sample-level repetition filter, refilling rejected groups through PCL's selection;
 - TTRL vote relabelling: half of the training prompts use the ``vote`` data source (their true labels move to
   ``extra_info.eval_ground_truth``, used only for the agreement metric), so each step mixes majority-voted and labelled groups;
-- the CPU backend: the rollout's log-probs equal the FSDP actor's, the ``hf`` server batches requests.
+- the CPU backend: the rollout's log-probs equal the FSDP actor's, the ``hf`` server batches requests;
+- reasoning-behaviour metrics (``behaviour/*``, sampled: ``behaviours.max_responses``), also in the AZR run below.
 
 It trains 2 steps and validates at step 2. A second run is Absolute Zero self-play (trainer mode ``azr``, the
 tiny AZR model, Task-Relative REINFORCE++, the sandbox) with the model-text guard armed in every process; it
@@ -34,6 +35,7 @@ import pytest
 import torch
 from _e2e import run_main_ppo
 
+from reward_fns.behaviours import BEHAVIOURS
 from verl_selfplay.cpu.report import rollout_stats
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +63,7 @@ PCL = [
     "+pcl.metric=acc",
     "+pcl.value_model_kwargs.max_seq_length=32",
 ]
+BEHAVIOUR_SAMPLE = 16  # behaviours.max_responses: fewer than the 32 trained responses, so the sample is drawn
 REASONS = ("rollout_failure", "invalid_metric", "acc_too_low", "acc_too_high", "length", "repetition")
 BATCH = 8  # data.train_batch_size in tests/_e2e.py
 
@@ -91,7 +94,12 @@ def _overrides(run_dir, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def run(run_dir, tiny):
     result = run_main_ppo(
-        run_dir, _overrides(run_dir, "trainer.save_freq=2", "trainer.test_freq=2"), steps=2, assets=tiny
+        run_dir,
+        _overrides(
+            run_dir, "trainer.save_freq=2", "trainer.test_freq=2", f"+behaviours.max_responses={BEHAVIOUR_SAMPLE}"
+        ),
+        steps=2,
+        assets=tiny,
     )
     assert result.returncode == 0, result.tail()
     assert [m["step"] for m in result.metrics] == [1, 2]
@@ -132,6 +140,21 @@ def test_group_filters_report_every_step(run):
         assert "training/group_filter/samples_masked/repetition" in m
         # the length filter removed long responses from training (verl's own metric over the trained batch)
         assert m["response_length/max"] <= MAX_LENGTH
+
+
+def _assert_behaviour_metrics(m: dict, responses: int) -> None:
+    assert m["behaviour/responses"] == responses
+    for name in BEHAVIOURS:
+        assert 0.0 <= m[f"behaviour/{name}/rate"] <= 1.0, name
+        gap = m[f"behaviour/{name}/reward_gap"]  # null (NaN) when no response, or every one, shows it
+        assert (gap is None) == (m[f"behaviour/{name}/rate"] in (0.0, 1.0)), (name, gap)
+    assert m["behaviour/length_words/mean"] > 0 and m["behaviour/seconds"] > 0
+
+
+def test_behaviour_metrics_every_step(run):
+    for m in run.metrics:
+        trained = m["training/group_filter/groups_trained"] * 4  # rollout.n
+        _assert_behaviour_metrics(m, min(BEHAVIOUR_SAMPLE, trained))
 
 
 def test_vote_relabelling_ran_on_the_vote_rows(run):
@@ -298,6 +321,12 @@ def test_azr_self_play_reports_every_metric_and_grows_its_buffers(azr_run, azr_d
     # the fixed validation set was scored
     for t in AZR_TYPES:
         assert f"val-core/azr_{t}/acc/mean@1" in run.metrics[-1]
+
+
+def test_azr_behaviour_metrics_cover_proposer_and_solver_rows(azr_run):
+    run, _ = azr_run
+    for m in run.metrics:  # every row of the step (fewer than behaviours.max_responses): proposers' rewards too
+        _assert_behaviour_metrics(m, 6 * AZR_PER_TYPE)
 
 
 def test_no_model_text_ran_outside_the_sandbox(azr_run):

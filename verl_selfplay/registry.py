@@ -23,6 +23,8 @@ from types import ModuleType
 REGISTRATIONS: list[tuple[str, str]] = [
     ("verl.experimental.reward_loop.reward_manager", "verl_selfplay.reward:register"),
     ("verl.trainer.ppo.v1", "verl_selfplay.pcl.trainer:register"),
+    # behaviour/* metrics in every trainer mode: wraps PPOTrainer._compute_metrics
+    ("verl.trainer.ppo.v1.trainer_base", "verl_selfplay.behaviours:register"),
     # Absolute Zero: trainer mode `azr`, estimator `task_relative_reinforce_plus_plus`, agent loop `azr`
     ("verl.trainer.ppo.v1", "verl_selfplay.azr.trainer:register"),
     ("verl.trainer.ppo.core_algos", "verl_selfplay.azr.advantage:register"),

@@ -56,6 +56,21 @@ def final_keys(sessions: Sequence[Sequence[str]]) -> list[str]:
     return [keys[-1] for keys in sessions]
 
 
+def session_final_keys(keys: Iterable[str]) -> list[str]:
+    """The key of each session's last output (the one carrying its reward), sorted; one pass, for large batches.
+
+    >>> session_final_keys(["b_0_0", "a_0_1", "a_0_0", "a_1_0"])
+    ['a_0_1', 'a_1_0', 'b_0_0']
+    """
+    last: dict[str, tuple[int, str]] = {}
+    for key in keys:
+        session, _, index = key.rpartition("_")
+        i = int(index)
+        if session not in last or last[session][0] < i:
+            last[session] = (i, key)
+    return sorted(key for _, key in last.values())
+
+
 def reward_extra_info(extra_fields: Any) -> dict[str, Any]:
     """The reward function's extra keys stored in a trajectory's ``extra_fields`` (empty if absent).
 
