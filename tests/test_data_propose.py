@@ -9,7 +9,9 @@ hit on purpose. That function is the only fake.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -244,6 +246,8 @@ def test_nothing_accepted_writes_the_report_only_and_exits_1(tiny, tmp_path):
         ("zero_samples", "--label-samples"),
         ("bad_threshold", "--dedup-threshold"),
         ("zero_problems", "--n-problems"),
+        ("no_chat_template", "--chat-template"),
+        ("no_vllm", "--backend"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_flag(case, flag, tiny, tmp_path, capsys):
@@ -264,6 +268,14 @@ def test_bad_input_exits_2_with_one_line_naming_the_flag(case, flag, tiny, tmp_p
     elif case == "no_problem_seeds":
         seeds = str(tmp_path / "seeds.jsonl")
         Path(seeds).write_text('{"answer": "3"}\n')
+    elif case == "no_chat_template":
+        model = str(tmp_path / "model")
+        shutil.copytree(model_dir, model, ignore=shutil.ignore_patterns("chat_template.jinja"))
+        extra = ["--chat-template"]
+    elif case == "no_vllm":
+        if importlib.util.find_spec("vllm") is not None:
+            pytest.skip("vllm is installed: the missing-backend error cannot happen")
+        extra = ["--backend", "vllm"]
     else:
         extra = {
             "zero_samples": ["--label-samples", "0"],

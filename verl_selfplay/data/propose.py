@@ -25,9 +25,9 @@ from sampled solutions) run outside training, with the checks of the in-training
 ``majority_share``, ``answer_share``, ``label_samples``, ``concept``, ``source_model`` and
 ``nearest_seed_similarity``). ``DIR/report.json`` counts proposals per rejection reason and gives the accepted
 problems' mean majority share, diversity (mean pairwise MiniLM cosine distance) and novelty (mean cosine distance
-to the nearest seed). Generation uses Hugging Face ``transformers`` (on GPU when there is one); prompts are the
-domain's plain text, or with ``--chat-template`` the inner prompt in the tokenizer's chat template. Bad input exits
-with status 2 and one line naming the flag.
+to the nearest seed). Generation uses Hugging Face ``transformers`` (on GPU when there is one), or vLLM with
+``--backend vllm`` when it is installed; prompts are the domain's plain text, or with ``--chat-template`` the inner
+prompt in the tokenizer's chat template. Bad input exits with status 2 and one line naming the flag.
 """
 
 from __future__ import annotations
@@ -110,8 +110,51 @@ def unwrap(text: str, style: str) -> str:
     return text
 
 
-class HFGenerator:
-    """Batched sampling with a Hugging Face causal LM (see the module docstring for the prompt rendering)."""
+class Sampler:
+    """What both backends share: the prompt as token ids (plain text, or the inner prompt in the tokenizer's chat
+    template), cut on the left to leave ``max_new_tokens`` of the model's ``context``."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        context: int | None,
+        max_new_tokens: int,
+        chat_template: bool = False,
+        style: str = "reference",
+    ) -> None:
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("--chat-template: the tokenizer of --model has no chat template")
+        self.tokenizer, self.context, self.max_new_tokens = tokenizer, context, max_new_tokens
+        self.chat_template, self.style = chat_template, style
+        self.truncated = 0  # prompts that did not fit the context and were cut on the left
+
+    def encode(self, prompt: str) -> list[int]:
+        """The token ids of ``prompt`` as the model sees it."""
+        if self.chat_template:
+            messages = [{"role": "user", "content": unwrap(prompt, self.style)}]
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(prompt, add_special_tokens=False)
+
+    def fits(self, prompt: str) -> bool:
+        """Whether ``prompt`` leaves room for ``max_new_tokens`` in the model's context."""
+        return self.context is None or len(self.encode(prompt)) + self.max_new_tokens <= self.context
+
+    def prompt_ids(self, prompts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """The prompts' token ids (cut to fit) and the number of new tokens they leave room for."""
+        ids = [self.encode(p) for p in prompts]
+        new = self.max_new_tokens
+        if self.context is not None and ids:
+            keep = max(1, self.context - new)
+            self.truncated += sum(len(row) > keep for row in ids)
+            ids = [row[-keep:] for row in ids]
+            new = max(1, min(new, self.context - max(map(len, ids))))
+        return ids, new
+
+
+class HFGenerator(Sampler):
+    """Batched sampling with a Hugging Face causal LM (top-k and top-p off), decoded as verl decodes responses."""
 
     def __init__(
         self,
@@ -127,27 +170,15 @@ class HFGenerator:
     ) -> None:
         import torch
 
-        self.model, self.tokenizer = model, tokenizer
-        self.temperature, self.max_new_tokens, self.batch_size = temperature, max_new_tokens, batch_size
-        self.chat_template, self.style = chat_template, style
+        context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        super().__init__(
+            tokenizer, context=context, max_new_tokens=max_new_tokens, chat_template=chat_template, style=style
+        )
+        self.model, self.temperature, self.batch_size = model, temperature, batch_size
         self.device = next(model.parameters()).device
-        self.context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.truncated = 0  # prompts that did not fit the context and were cut on the left
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         model.eval()
-
-    def encode(self, prompt: str) -> list[int]:
-        """The token ids of ``prompt`` as the model sees it."""
-        if self.chat_template:
-            messages = [{"role": "user", "content": unwrap(prompt, self.style)}]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return self.tokenizer.encode(text, add_special_tokens=False)
-        return self.tokenizer.encode(prompt, add_special_tokens=False)
-
-    def fits(self, prompt: str) -> bool:
-        """Whether ``prompt`` leaves room for ``max_new_tokens`` in the model's context."""
-        return self.context is None or len(self.encode(prompt)) + self.max_new_tokens <= self.context
 
     def __call__(self, prompts: Sequence[str], *, role: str = "") -> list[str]:
         out: list[str] = []
@@ -158,13 +189,7 @@ class HFGenerator:
     def _batch(self, prompts: list[str]) -> list[str]:
         import torch
 
-        ids = [self.encode(p) for p in prompts]
-        new = self.max_new_tokens
-        if self.context is not None:
-            keep = max(1, self.context - new)
-            self.truncated += sum(len(row) > keep for row in ids)
-            ids = [row[-keep:] for row in ids]
-            new = min(new, self.context - max(map(len, ids)))
+        ids, new = self.prompt_ids(prompts)
         width = max(map(len, ids))
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(ids), width), dtype=torch.long)
@@ -176,7 +201,7 @@ class HFGenerator:
             tokens = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
-                max_new_tokens=max(1, new),
+                max_new_tokens=new,
                 do_sample=True,
                 temperature=self.temperature,
                 top_k=0,
@@ -187,16 +212,60 @@ class HFGenerator:
         return self.tokenizer.batch_decode(tokens[:, width:].cpu(), skip_special_tokens=True)
 
 
-def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of the checkpoint at ``path``, on ``device`` (default: CUDA if available)."""
+class VLLMGenerator(Sampler):
+    """Sampling with a vLLM engine (``--backend vllm``, when vLLM is installed): the same prompt ids, temperature and
+    token budget as :class:`HFGenerator`."""
+
+    def __init__(
+        self,
+        path: str,
+        tokenizer: Any,
+        *,
+        temperature: float = 1.0,
+        max_new_tokens: int = 512,
+        chat_template: bool = False,
+        style: str = "reference",
+        seed: int = 0,
+    ) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ValueError(
+                f"--backend vllm: vllm cannot be imported ({e}); pip install vllm or use --backend hf"
+            ) from e
+        self.llm = LLM(model=path, seed=seed)
+        context = int(self.llm.llm_engine.model_config.max_model_len)
+        super().__init__(
+            tokenizer, context=context, max_new_tokens=max_new_tokens, chat_template=chat_template, style=style
+        )
+        self.temperature = temperature
+
+    def __call__(self, prompts: Sequence[str], *, role: str = "") -> list[str]:
+        from vllm import SamplingParams
+
+        ids, new = self.prompt_ids(prompts)
+        params = SamplingParams(temperature=self.temperature, top_p=1.0, max_tokens=new, skip_special_tokens=True)
+        outputs = self.llm.generate([{"prompt_token_ids": row} for row in ids], params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
+def load_model(path: str, device: str | None = None) -> Any:
+    """The causal LM at ``path``, on ``device`` (default: CUDA if available; bfloat16 there, else float32)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    return model, tokenizer
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+
+
+def _load(what: str, load: Callable[[], Any]) -> Any:
+    """``load()``; any failure becomes an :class:`InputError` naming ``--model`` (one line)."""
+    try:
+        return load()
+    except Exception as e:  # noqa: BLE001 - any unloadable checkpoint is bad input
+        first = f"{type(e).__name__}: {e}".strip().split("\n")[0]
+        raise InputError(f"--model={what!r} cannot be loaded: {first}") from e
 
 
 # ---------------------------------------------------------------------- the pipeline
@@ -261,7 +330,6 @@ def propose(
         embedder=embedder,
     )
     domain = MathDomain(AZRConfig(domain="math", prompt_style=prompt_style, n_references=k_refs), cfg)
-    fits: Callable[[str], bool] = _fits_any
     if generate is None:
         sampler = HFGenerator(
             model,
@@ -273,7 +341,8 @@ def propose(
             style=prompt_style,
             seed=seed,
         )
-        generate, fits = sampler, sampler.fits
+        generate = sampler
+    fits: Callable[[str], bool] = generate.fits if isinstance(generate, Sampler) else _fits_any
     rng = random.Random(seed)
     seeds = [Problem(p.problem, gold=p.gold, source="seed") for p in seeds]
     buffer = MathBuffer(TASK, cap=len(seeds) + n_problems + 1, embed=domain.embed, dedup_threshold=cfg.dedup_threshold)
@@ -418,7 +487,7 @@ def propose(
         "rejected_examples": examples,
         "seconds": round(time.perf_counter() - start, 2),
     }
-    if isinstance(generate, HFGenerator):
+    if isinstance(generate, Sampler):
         report["truncated_prompts"] = generate.truncated
     return rows, report
 
@@ -494,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per completion")
     p.add_argument("--gen-batch-size", type=int, default=64, help="prompts per generate call")
+    p.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="transformers generate, or vLLM")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference draws and the sampling")
     p.add_argument("--data-source", default="math", help="data_source of the rows (default math)")
@@ -542,11 +612,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         math_config(seed_file=args.seeds, **options)  # bad values fail here, before the model loads
         seeds = load_seed_problems(args.seeds)
-        try:
-            model, tokenizer = load_model(args.model, args.device)
-        except Exception as e:  # noqa: BLE001 - any unloadable checkpoint is bad input
-            first = f"{type(e).__name__}: {e}".strip().split("\n")[0]
-            raise InputError(f"--model={args.model!r} cannot be loaded: {first}") from e
+        from transformers import AutoTokenizer
+
+        tokenizer = _load(args.model, lambda: AutoTokenizer.from_pretrained(args.model))
+        if args.chat_template and not getattr(tokenizer, "chat_template", None):
+            raise InputError("--chat-template: the tokenizer of --model has no chat template")
+        model = generate = None
+        if args.backend == "hf":
+            model = _load(args.model, lambda: load_model(args.model, args.device))
+        else:
+            generate = VLLMGenerator(
+                args.model,
+                tokenizer,
+                temperature=args.temperature,
+                max_new_tokens=args.max_new_tokens,
+                chat_template=args.chat_template,
+                style=args.prompt_style,
+                seed=args.seed,
+            )
         rows, report = propose(
             model,
             tokenizer,
@@ -566,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source_model=str(args.model),
             seed_file=str(args.seeds),
             progress=not args.no_progress,
+            generate=generate,
             **options,
         )
     except ValueError as e:  # InputError and the domain's option errors
