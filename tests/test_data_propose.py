@@ -145,6 +145,18 @@ def test_quota_stops_labelling_and_counts_the_surplus(seed_file):
     _add_up(report)
 
 
+def test_problems_accepted_in_earlier_rounds_are_deduplicated_against(seed_file):
+    seeds = load_seed_problems(seed_file)
+    first = "<answer>What is the value of 2^10 - 1?</answer>"
+    near = "<answer>What is the value of 2^{10} - 1?</answer>"  # MiniLM cosine 0.976 to the first
+    generate = Scripted([first, near, "<answer>WHAT IS THE VALUE OF 2^10 - 1?</answer>"], _answers)
+    rows, report = _run(generate, seeds, batch_size=1, max_rounds=3)
+    assert [r["extra_info"]["question"] for r in rows] == ["What is the value of 2^10 - 1?"]
+    assert report["rejected"] == {"duplicate": 1, "near_duplicate": 1} and report["rounds"] == 3
+    assert report["rejected_examples"]["near_duplicate"] == "What is the value of 2^{10} - 1?"
+    _add_up(report)
+
+
 def test_rounds_stop_at_max_rounds_when_nothing_passes(seed_file):
     seeds = load_seed_problems(seed_file)
     generate = Scripted(["<answer>Pick a random integer between 1 and 100.</answer>"] * 3, _answers)

@@ -7,9 +7,9 @@ from sampled solutions) run outside training, with the checks of the in-training
 - **propose**: each round writes ``--batch-size`` proposer prompts (:meth:`MathDomain.proposer_prompt`), each with
   ``--k-refs`` seed problems drawn by a seeded RNG as references and, with ``--concepts``, a random concept and
   difficulty. A response is rejected by :meth:`MathDomain.parse_proposal` (``format``, ``encoding``, ``too_long``,
-  ``injection``, ``contains_answer``, ``copy``), then as ``duplicate`` when its normalised text equals a seed or a
-  problem already accepted, or ``near_duplicate`` when its MiniLM cosine to one is >= ``--dedup-threshold``
-  (:class:`MathBuffer`).
+  ``injection``, ``contains_answer``, ``copy``), then as ``duplicate`` when its normalised text (the
+  :class:`MathBuffer` key) equals that of a seed, a problem already accepted or an earlier proposal of the round, or
+  ``near_duplicate`` when its MiniLM cosine (the domain's encoder) to one of those is >= ``--dedup-threshold``.
 - **label**: ``--label-samples`` solver samples per surviving problem (:meth:`MathDomain.solver_prompt`), voted on by
   :meth:`MathDomain.label` (rejections ``timeout``, ``no_answers``, ``unstable_label``, ``contains_answer``).
 - **stop** when ``--n-problems`` are accepted or after ``--max-rounds`` rounds; proposals left unlabelled once the
@@ -345,10 +345,13 @@ def propose(
     fits: Callable[[str], bool] = generate.fits if isinstance(generate, Sampler) else _fits_any
     rng = random.Random(seed)
     seeds = [Problem(p.problem, gold=p.gold, source="seed") for p in seeds]
-    buffer = MathBuffer(TASK, cap=len(seeds) + n_problems + 1, embed=domain.embed, dedup_threshold=cfg.dedup_threshold)
+    # exact duplicates: the buffer's text keys; near duplicates: one matrix of the seeds' and accepted problems'
+    # embeddings, grown once a round (MathBuffer.max_similarity re-embeds the whole buffer on every call)
+    buffer = MathBuffer(TASK, cap=len(seeds) + n_problems + 1)
     buffer.tasks = list(seeds)
     buffer._rebuild_index()
     seed_vecs = domain.embed([p.problem for p in seeds])
+    bank = seed_vecs
 
     rows: list[dict[str, Any]] = []
     accepted: list[tuple[Problem, dict[str, Any]]] = []
@@ -388,10 +391,10 @@ def propose(
         candidates: list[Problem] = []
         if fresh and cfg.dedup_threshold < 1.0:
             vecs = domain.embed([r.problem for r in fresh])
-            to_buffer = buffer.max_similarity([r.problem for r in fresh])
+            to_bank = (vecs @ bank.T).max(axis=1)
             kept: list[int] = []
             for j, record in enumerate(fresh):
-                near = max([float(to_buffer[j]), *(float(vecs[j] @ vecs[k]) for k in kept)])
+                near = max([float(to_bank[j]), *(float(vecs[j] @ vecs[k]) for k in kept)])
                 if near >= cfg.dedup_threshold:
                     reject(reasons, examples, "near_duplicate", record.problem)
                 else:
@@ -408,7 +411,7 @@ def propose(
             leave=False,
             disable=not progress,
         )
-        i = 0
+        i, before = 0, len(accepted)
         while i < len(candidates) and len(accepted) < n_problems:
             chunk = candidates[i : i + max(1, n_problems - len(accepted))]
             i += len(chunk)
@@ -425,12 +428,14 @@ def propose(
                 elif len(accepted) >= n_problems:
                     surplus += 1
                 elif not buffer.add(label.record, step=rounds):  # cannot happen after the checks above
-                    reject(reasons, examples, "near_duplicate", record.problem)
+                    reject(reasons, examples, "duplicate", record.problem)
                 else:
                     accepted.append((label.record, label.info))
                     bar.update(1)
         surplus += len(candidates) - i
         label_bar.close()
+        if len(accepted) > before and cfg.dedup_threshold < 1.0:
+            bank = np.concatenate([bank, domain.embed([p.problem for p, _ in accepted[before:]])])
         bar.set_postfix(round=rounds, proposals=proposals)
         if len(accepted) >= n_problems:
             break
