@@ -1,5 +1,6 @@
 """Data preparation: parquet files in verl's RL dataset format, with progress bars (command-line tools).
-Knights & Knaves puzzles, math sets with R1/SimpleRL templates, and offline majority-vote pseudo-labels.
+Knights & Knaves puzzles, math sets with R1/SimpleRL templates, offline majority-vote pseudo-labels, and math
+problems proposed and vote-labelled by a fixed model (offline math self-play).
 No override turns it on: recipes pass its output to ``data.train_files`` / ``data.val_files``.
 
 Each row has the columns verl's ``RLHFDataset`` reads (``verl/utils/dataset/rl_dataset.py``):
@@ -12,6 +13,7 @@ Command lines::
     python -m verl_selfplay.data.knights_knaves --out DIR --people 3-7 --train N --test M [--curriculum]
     python -m verl_selfplay.data.math --input FILE.jsonl|json|parquet --out DIR [--question-key K --answer-key K]
     python -m verl_selfplay.data.pseudo_label --input FILE --out DIR [--responses-key responses]
+    python -m verl_selfplay.data.propose --model DIR --seeds FILE --out DIR [--n-problems N --label-samples M]
 
 Malformed input rows (missing answer, empty prompt) are reported with their row index and skipped;
 the number skipped is printed at the end.
