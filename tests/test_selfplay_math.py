@@ -289,3 +289,16 @@ def test_the_accuracy_filter_drops_solver_groups_outside_its_range(seed_file):
     assert _domain(seed_file, solver_acc_range=[0.1, 0.8]).drop_solver_groups(groups) == {"solve.pa", "solve.pc"}
     with pytest.raises(ValueError, match=r"selfplay_math\.solver_acc_range"):
         MathConfig.from_mapping({"seed_file": "s", "solver_acc_range": [0.9, 0.1]})
+
+
+def test_the_buffer_embedding_matrix_follows_adds_and_evictions(seed_file):
+    import numpy as np
+
+    domain = _domain(seed_file)
+    buffer = MathBuffer("math", cap=3, embed=domain.embed, dedup_threshold=0.99)
+    texts = ["What is 2+9?", "Compute 12*13.", "Name the smallest prime.", "How many edges does a cube have?"]
+    for i, text in enumerate(texts):
+        assert buffer.add(Problem(text, label="1", solve_rate=0.5 if i != 1 else 1.0, source="proposed"), i)
+        expected = domain.embed([t.problem for t in buffer.tasks])
+        assert np.allclose(buffer.vectors(), expected)  # appended, then rebuilt after the eviction of s = 1
+    assert "Compute 12*13." not in [t.problem for t in buffer.tasks]

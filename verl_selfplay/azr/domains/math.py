@@ -258,12 +258,25 @@ class MathBuffer(TaskBuffer):
     ) -> None:
         self.embed = embed
         self.dedup_threshold = dedup_threshold
+        self._matrix: np.ndarray | None = None  # embeddings of self.tasks, in order (see vectors)
+        self._matrix_texts: list[str] = []
         super().__init__(*args, **kwargs)
 
     def vectors(self, problems: Sequence[Problem] | None = None) -> np.ndarray:
-        """Embeddings of ``problems`` (default: the buffer's)."""
-        problems = self.tasks if problems is None else problems
-        return self.embed([p.problem for p in problems]) if self.embed else np.zeros((len(problems), 1), np.float32)
+        """Embeddings of ``problems`` (default: the buffer's, kept as one matrix that grows with appends)."""
+        if problems is not None:
+            return self.embed([p.problem for p in problems]) if self.embed else np.zeros((len(problems), 1), np.float32)
+        if self.embed is None:
+            return np.zeros((len(self.tasks), 1), np.float32)
+        texts = [t.problem for t in self.tasks]
+        cached = self._matrix_texts
+        if texts[: len(cached)] != cached or not cached:
+            cached, self._matrix = [], None
+        if len(texts) > len(cached) or self._matrix is None:
+            new = self.embed(texts[len(cached) :])
+            self._matrix = new if self._matrix is None else np.concatenate([self._matrix, new])
+        self._matrix_texts = texts
+        return self._matrix
 
     def max_similarity(self, texts: Sequence[str]) -> np.ndarray:
         """For each text, its highest cosine to a buffer problem (0 without an encoder or problems)."""
