@@ -172,6 +172,14 @@ def test_nothing_readable_is_a_failure_exit_with_a_report_that_says_so(tmp_path,
     assert not list((tmp_path / "out").glob("*.png"))
 
 
+def test_a_binary_file_gives_a_bounded_list_of_warnings(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(bytes(range(256)) * 40 + b"\n" * 50 + b"\xff\xfe junk\n" * 30)
+    warnings: list[str] = []
+    assert report.read_metrics(path, warnings) == []
+    assert len(warnings) == report.MAX_LINE_WARNINGS + 1 and "more unreadable lines skipped" in warnings[-1]
+
+
 def test_a_missing_path_or_an_empty_folder_is_named(tmp_path):
     proc = _cli(str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 1 and f"{tmp_path / 'nope'}: no such file or folder" in proc.stderr

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 Metrics = list[dict[str, Any]]
+MAX_LINE_WARNINGS = 10  # unreadable lines named one by one per file; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ def read_metrics(path: str | Path, warnings: list[str] | None = None) -> Metrics
     except OSError as e:
         warnings.append(f"{path}: cannot read ({e.strerror or e})")
         return []
+    bad: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -285,17 +287,20 @@ def read_metrics(path: str | Path, warnings: list[str] | None = None) -> Metrics
         try:
             row = json.loads(line)
         except ValueError:
-            warnings.append(f"{where}: not a JSON line (truncated?); skipped")
+            bad.append(f"{where}: not a JSON line (truncated?); skipped")
             continue
         step = row.get("step") if isinstance(row, dict) else None
         data = row.get("data") if isinstance(row, dict) else None
         if isinstance(step, bool) or not isinstance(step, int | float) or not isinstance(data, dict):
-            warnings.append(f'{where}: not a verl file-logger line ({{"step": N, "data": {{...}}}}); skipped')
+            bad.append(f'{where}: not a verl file-logger line ({{"step": N, "data": {{...}}}}); skipped')
             continue
         for key, value in data.items():
             number_value = _number(value)
             if number_value is not None and key != "step":
                 by_step.setdefault(int(step), {"step": int(step)})[str(key)] = number_value
+    warnings += bad[:MAX_LINE_WARNINGS]
+    if len(bad) > MAX_LINE_WARNINGS:
+        warnings.append(f"{path}: {len(bad) - MAX_LINE_WARNINGS} more unreadable lines skipped")
     return [by_step[k] for k in sorted(by_step)]
 
 
@@ -411,15 +416,15 @@ def points(metrics: Metrics, key: str) -> list[tuple[int, float]]:
 def fmt(value: Any) -> str:
     """A metric value for tables: 3 decimals, ``-`` for missing.
 
-    >>> fmt(0.123456), fmt(None), fmt(float("nan")), fmt(12), fmt(0.001234), fmt(16384.0), fmt(2.5)
-    ('0.123', '-', 'nan', '12', '0.00123', '16384', '2.500')
+    >>> fmt(0.123456), fmt(None), fmt(float("nan")), fmt(12), fmt(0.001234), fmt(16384.0), fmt(1.0)
+    ('0.123', '-', 'nan', '12', '0.00123', '16384', '1.000')
     """
     if value is None:
         return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        if value.is_integer() and abs(value) >= 1:
+        if value.is_integer() and abs(value) >= 10:  # counts and sizes; rates keep their decimals
             return str(int(value))
         return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
     return str(value)
