@@ -192,8 +192,11 @@ def test_nan_values_are_gaps_not_points(tmp_path):
     path = tmp_path / "m.jsonl"
     rows = [{"step": 1, "data": {"pcl/actual_reward/mean": 0.5}}, {"step": 2, "data": {"pcl/actual_reward/mean": None}}]
     path.write_text("\n".join(json.dumps(r) for r in rows))
+    with path.open("a") as f:
+        f.write('\n{"step": 3, "data": {"pcl/actual_reward/mean": 1%s, "x": Infinity}}' % ("0" * 400))
     metrics = report.read_metrics(path)
     assert math.isnan(metrics[1]["pcl/actual_reward/mean"])
+    assert metrics[2]["pcl/actual_reward/mean"] == math.inf
     assert report.points(metrics, "pcl/actual_reward/mean") == [(1, 0.5)]
 
 

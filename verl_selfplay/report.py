@@ -247,12 +247,17 @@ class Run:
     warnings: list[str] = field(default_factory=list)
 
 
-def _number(value: Any) -> float | None:
-    """A metric value as a float: ``None`` (verl's file logger writes NaN as ``null``) is NaN; text is not a metric."""
+def _number(value: Any) -> int | float | None:
+    """A metric value as a number: ``None`` (verl's file logger writes NaN as ``null``) is NaN, a bool 0.0 or 1.0;
+    text is not a metric."""
     if value is None:
         return math.nan
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool):
         return float(value)
+    if isinstance(value, int):
+        return value if abs(value) < 1 << 63 else (math.inf if value > 0 else -math.inf)  # isfinite overflows
+    if isinstance(value, float):
+        return value
     return None
 
 
@@ -267,7 +272,7 @@ def read_metrics(path: str | Path, warnings: list[str] | None = None) -> Metrics
     >>> _ = open(p, "w").write('{"step": 1, "data": {"a": 1}}\\n{"step": 1, "data": {"b": 2}}\\n{"step": 2, "da')
     >>> w = []
     >>> read_metrics(p, w)
-    [{'step': 1, 'a': 1.0, 'b': 2.0}]
+    [{'step': 1, 'a': 1, 'b': 2}]
     >>> w  # doctest: +ELLIPSIS
     ['...m.jsonl:3: not a JSON line (truncated?); skipped']
     """
@@ -416,16 +421,14 @@ def points(metrics: Metrics, key: str) -> list[tuple[int, float]]:
 def fmt(value: Any) -> str:
     """A metric value for tables: 3 decimals, ``-`` for missing.
 
-    >>> fmt(0.123456), fmt(None), fmt(float("nan")), fmt(12), fmt(0.001234), fmt(16384.0), fmt(1.0)
-    ('0.123', '-', 'nan', '12', '0.00123', '16384', '1.000')
+    >>> fmt(0.123456), fmt(None), fmt(float("nan")), fmt(12), fmt(0.001234), fmt(1.0)
+    ('0.123', '-', 'nan', '12', '0.00123', '1.000')
     """
     if value is None:
         return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        if value.is_integer() and abs(value) >= 10:  # counts and sizes; rates keep their decimals
-            return str(int(value))
         return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
     return str(value)
 
