@@ -160,7 +160,14 @@ def test_a_truncated_file_gives_a_report_of_what_was_read_and_names_the_line(tmp
 
 
 @pytest.mark.parametrize(
-    "content", ["", "garbage\n", '{"step": "one", "data": {}}\n', '{"step": 1, "data": {"x": "text"}}\n']
+    "content",
+    [
+        "",
+        "garbage\n",
+        '{"step": "one", "data": {}}\n',
+        '{"step": 1, "data": {"x": "text"}}\n',
+        '{"step": NaN, "data": {"x": 1}}',
+    ],
 )
 def test_nothing_readable_is_a_failure_exit_with_a_report_that_says_so(tmp_path, content):
     path = tmp_path / "metrics.jsonl"

@@ -296,7 +296,12 @@ def read_metrics(path: str | Path, warnings: list[str] | None = None) -> Metrics
             continue
         step = row.get("step") if isinstance(row, dict) else None
         data = row.get("data") if isinstance(row, dict) else None
-        if isinstance(step, bool) or not isinstance(step, int | float) or not isinstance(data, dict):
+        if (
+            not isinstance(step, int | float)
+            or isinstance(step, bool)
+            or not math.isfinite(step)
+            or not isinstance(data, dict)
+        ):
             bad.append(f'{where}: not a verl file-logger line ({{"step": N, "data": {{...}}}}); skipped')
             continue
         for key, value in data.items():
