@@ -128,6 +128,18 @@ def _tiny(tmp_path: Path) -> Path:
     return tmp_path / "model"
 
 
+def test_the_installed_trl_keeps_what_verl_imports(tmp_path):
+    """verl 0.9.1 imports TRL's value-head model in every model build once TRL is installed (docs/upstream.md,
+    item 11): verl's own patch step must still work beside the TRL our extras pin."""
+    _trl()
+    from verl.models.transformers.monkey_patch import apply_monkey_patch
+
+    from verl_selfplay import tiny
+
+    tokenizer = tiny.build_tokenizer(0)
+    apply_monkey_patch(tiny.build_model(tokenizer), ulysses_sp_size=1)
+
+
 def test_a_real_trl_grpo_run_logs_our_rewards(tmp_path):
     trl = _trl()
     from datasets import Dataset
