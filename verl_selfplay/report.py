@@ -494,6 +494,7 @@ def plot_family(metrics: Metrics, family: Family, png: str | Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ncols = min(3, len(drawn))
     nrows = math.ceil(len(drawn) / ncols)
@@ -503,6 +504,7 @@ def plot_family(metrics: Metrics, family: Family, png: str | Path) -> bool:
             ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=label)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(drawn) :]:
