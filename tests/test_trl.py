@@ -121,11 +121,14 @@ def test_malformed_completions_get_the_failure_score(bad):
     assert isinstance(completion_text(bad), str)
 
 
-def _tiny(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """The tiny Qwen2 of verl's CPU runs, with a little addition SFT: right sometimes, so rewards vary."""
     from verl_selfplay import tiny
 
-    tiny.build(tmp_path / "model", seed=0, sft_steps=200)  # right about addition sometimes: non-trivial rewards
-    return tmp_path / "model"
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    tiny.build(path, seed=0, sft_steps=200)
+    return path
 
 
 def test_the_installed_trl_keeps_what_verl_imports(tmp_path):
@@ -140,13 +143,13 @@ def test_the_installed_trl_keeps_what_verl_imports(tmp_path):
     apply_monkey_patch(tiny.build_model(tokenizer), ulysses_sp_size=1)
 
 
-def test_a_real_trl_grpo_run_logs_our_rewards(tmp_path):
+def test_a_real_trl_grpo_run_logs_our_rewards(tmp_path, tiny_model):
     trl = _trl()
     from datasets import Dataset
 
     from verl_selfplay import tiny
 
-    model = _tiny(tmp_path)
+    model = tiny_model
     rows = []
     for a, b in [(3, 4), (2, 5), (1, 1), (4, 4)]:
         ex = tiny.addition_example(a, b)
@@ -233,10 +236,11 @@ def test_a_real_trl_grpo_run_logs_our_rewards(tmp_path):
     assert not math.isnan(sum(code_scores))
 
 
-def test_the_trl_example_trains_and_prints_the_logged_rewards(tmp_path):
+def test_the_trl_example_trains_and_prints_the_logged_rewards(tmp_path, tiny_model):
     _trl()
+    script = str(ROOT / "examples" / "trl_grpo.py")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "trl_grpo.py"), "--out", str(tmp_path), "--max-steps", "1"],
+        [sys.executable, script, "--model", str(tiny_model), "--out", str(tmp_path), "--max-steps", "1"],
         capture_output=True,
         text=True,
         cwd=ROOT,
