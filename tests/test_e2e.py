@@ -181,6 +181,22 @@ AZR_SEED_BUFFER = 12  # the seeding phase fills every buffer to this many tasks 
 AZR_TYPES = ("deduction", "abduction", "induction")
 
 
+def test_the_training_report_draws_every_family_the_run_logged(run, tmp_path):
+    from verl_selfplay.report import Run, write_report
+
+    report = write_report(Run(metrics=run.metrics), tmp_path)
+    assert {"reward", "length", "entropy", "group_filter", "vote", "pcl", "timing"} <= set(report.pngs), report.absent
+    assert {"azr", "selfplay_math", "behaviours"} <= set(report.absent)
+    text = report.markdown.read_text()
+    for key in (
+        "critic/score/mean",
+        "val-core/math/acc/mean@1",
+        "training/group_filter/keep_rate",
+        "pcl/actual_reward/mean",
+    ):
+        assert f"(`{key}`)" in text, key
+
+
 @pytest.fixture(scope="module")
 def azr_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("e2e_azr")
@@ -241,6 +257,15 @@ def test_azr_self_play_reports_every_metric_and_grows_its_buffers(azr_run, azr_d
     # the fixed validation set was scored
     for t in AZR_TYPES:
         assert f"val-core/azr_{t}/acc/mean@1" in run.metrics[-1]
+
+
+def test_the_training_report_draws_the_azr_curves(azr_run, tmp_path):
+    from verl_selfplay.report import Run, write_report
+
+    run, _ = azr_run
+    report = write_report(Run(metrics=run.metrics), tmp_path)
+    assert {"reward", "azr"} <= set(report.pngs) and "group_filter" in report.absent
+    assert "(`azr/deduction/valid_rate`)" in report.markdown.read_text()
 
 
 def test_no_model_text_ran_outside_the_sandbox(azr_run):
