@@ -31,6 +31,7 @@ NNODES=${NNODES:-1}                            # [script] cluster shape, not a h
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}              # [script] cluster shape, not a hyperparameter
 PROJECT_NAME=${PROJECT_NAME:-verl_selfplay}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-azr_qwen7b}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 n_task_types=3                                 # [paper] deduction, abduction, induction
 propose_per_type=64                            # [paper] batch 64 * 6; [script] data.train_batch_size=64
@@ -77,6 +78,9 @@ if [ ! -f "$DATA_DIR/train.parquet" ] || [ ! -f "$DATA_DIR/test.parquet" ]; then
     python3 -m verl_selfplay.azr.data --out "$DATA_DIR" --prompt-style reference
 fi
 
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
+
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
     data.val_files="$DATA_DIR/test.parquet" \
@@ -119,7 +123,7 @@ python3 -m verl.trainer.main_ppo \
     algorithm.gamma=$gamma \
     algorithm.use_kl_in_reward=False \
     trainer.v1.trainer_mode=azr \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -140,3 +144,5 @@ python3 -m verl.trainer.main_ppo \
     +azr.zero_solve_reward=$zero_solve_reward \
     +azr.prompt_style=reference \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

@@ -12,7 +12,8 @@
 # Environment: WORK_DIR, STEPS, SEED, MODEL_PATH, DATA_DIR, PROJECT_NAME, EXPERIMENT_NAME (as run_tiny_cpu.sh).
 # It writes verl's file-logger metrics to $WORK_DIR/metrics.jsonl, checkpoints the last step (actor + the task
 # buffers as JSON lines, $WORK_DIR/checkpoints/global_step_N/azr_buffers/*.jsonl), prints a per-step table of the
-# azr/* metrics and draws $WORK_DIR/azr_curves.png. About 2 minutes of start-up and ~3 s per step on 2 cores.
+# azr/* metrics and writes the training report ($WORK_DIR/report/report.md and its PNGs: python -m
+# verl_selfplay.report). About 2 minutes of start-up and ~3 s per step on 2 cores.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -96,4 +97,6 @@ python3 -m verl.trainer.main_ppo \
     hydra.run.dir="$WORK_DIR/hydra" \
     "$@" 2>&1 | tee "$WORK_DIR/run.log"
 
-python3 -m verl_selfplay.azr.report "$VERL_FILE_LOGGER_PATH" --png "$WORK_DIR/azr_curves.png"
+python3 -m verl_selfplay.azr.report "$VERL_FILE_LOGGER_PATH"
+python3 -m verl_selfplay.report "$WORK_DIR" --out "$WORK_DIR/report"
+echo "training report: python3 -m verl_selfplay.report $WORK_DIR --out $WORK_DIR/report"

@@ -32,6 +32,7 @@ NNODES=${NNODES:-1}                                     # cluster shape, not a h
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}                       # cluster shape, not a hyperparameter
 PROJECT_NAME=${PROJECT_NAME:-verl_selfplay}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-pcl_math_qwen3_8b}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 pcl_k=4                                                 # [paper]
 pcl_tau=0.5                                             # [paper]
@@ -52,6 +53,9 @@ save_freq=20                                            # [ours]
 
 # GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
 python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
 
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
@@ -78,7 +82,7 @@ python3 -m verl.trainer.main_ppo \
     reward.custom_reward_function.name=compute_score \
     algorithm.adv_estimator=grpo \
     algorithm.use_kl_in_reward=False \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -93,3 +97,5 @@ python3 -m verl.trainer.main_ppo \
     +pcl.value_model=embedding \
     +pcl.metric=acc \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

@@ -30,6 +30,7 @@ case "$ADV" in
     *) echo "ADV must be grpo or reinforce_plus_plus_baseline, got '$ADV'" >&2; exit 2 ;;
 esac
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-promptcot_zero_rl_qwen7b_$ADV}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 rollout_n=16                                   # [seed] rollout-num=16
 lr=1e-6                                        # [seed] learning-rate=1e-6
@@ -61,6 +62,9 @@ repetition_threshold=0.5                       # [DJ] max_ratio
 
 # GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
 python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
 
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
@@ -113,7 +117,7 @@ python3 -m verl.trainer.main_ppo \
     +trainer.v1.sampler.sampler_kwargs.repetition.n=$repetition_n \
     +trainer.v1.sampler.sampler_kwargs.repetition.threshold=$repetition_threshold \
     +trainer.v1.sampler.sampler_kwargs.max_extra_gen_rounds=$max_extra_gen_rounds \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -122,3 +126,5 @@ python3 -m verl.trainer.main_ppo \
     trainer.test_freq=$test_freq \
     trainer.save_freq=$save_freq \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

@@ -25,6 +25,7 @@ NNODES=${NNODES:-2}                                # [paper] 2 x 8 GPUs (cluster
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}                  # [paper] 2 x 8 GPUs (cluster shape)
 PROJECT_NAME=${PROJECT_NAME:-verl_selfplay}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-simplerl_qwen_math7b}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 train_batch_size=1024                              # [readme]
 rollout_n=8                                        # [readme]
@@ -46,6 +47,9 @@ test_freq=5                                        # [script]
 
 # GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
 python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
 
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
@@ -79,7 +83,7 @@ python3 -m verl.trainer.main_ppo \
     +reward.custom_reward_function.reward_kwargs.scheme=simplerl \
     algorithm.adv_estimator=grpo \
     algorithm.use_kl_in_reward=False \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -88,3 +92,5 @@ python3 -m verl.trainer.main_ppo \
     trainer.test_freq=$test_freq \
     trainer.save_freq=$save_freq \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

@@ -10,8 +10,8 @@
 #
 # Run (from a fresh clone):  bash scripts/setup.sh && bash recipes/run_tiny_cpu.sh [overrides...]
 # About 2 minutes of start-up (Ray, TransferQueue, one process per role) and a few seconds per step on 2 cores.
-# It prints verl's per-step metrics, then a table of the run and its step-time breakdown, and draws
-# $WORK_DIR/curve.png when matplotlib is installed.
+# It prints verl's per-step metrics, then a table of the run and its step-time breakdown, and writes the training
+# report ($WORK_DIR/report/report.md and one PNG per metric family: python -m verl_selfplay.report).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -81,4 +81,6 @@ python3 -m verl.trainer.main_ppo \
     hydra.run.dir="$WORK_DIR/hydra" \
     "$@" 2>&1 | tee "$WORK_DIR/run.log"
 
-python3 -m verl_selfplay.cpu.report "$VERL_FILE_LOGGER_PATH" --log "$WORK_DIR/run.log" --png "$WORK_DIR/curve.png"
+python3 -m verl_selfplay.cpu.report "$VERL_FILE_LOGGER_PATH" --log "$WORK_DIR/run.log"
+python3 -m verl_selfplay.report "$WORK_DIR" --out "$WORK_DIR/report"
+echo "training report: python3 -m verl_selfplay.report $WORK_DIR --out $WORK_DIR/report"

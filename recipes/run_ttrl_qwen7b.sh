@@ -29,6 +29,7 @@ NNODES=${NNODES:-1}                              # cluster shape, not a hyperpar
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}                # cluster shape, not a hyperparameter
 PROJECT_NAME=${PROJECT_NAME:-verl_selfplay}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-ttrl_qwen_math7b}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 n_votes=64                                       # [paper] [script] N_VOTES_PER_PROMPT
 n_train=32                                       # [paper] [script] N_SAMPLES_PER_PROMPT
@@ -51,6 +52,9 @@ test_freq=2                                      # [script]
 
 # GPUs, the model and vLLM present? (prints what is missing and exits; SKIP_PREFLIGHT=1 skips it)
 python3 -m verl_selfplay.gpu_preflight --model "$MODEL_PATH" --gpus "$GPUS_PER_NODE" --need vllm
+
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
 
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
@@ -93,7 +97,7 @@ python3 -m verl.trainer.main_ppo \
     +trainer.v1.sampler.sampler_kwargs.vote.enable=True \
     '+trainer.v1.sampler.sampler_kwargs.vote.data_sources=[vote]' \
     +trainer.v1.sampler.sampler_kwargs.vote.train_n=$n_train \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -101,3 +105,5 @@ python3 -m verl.trainer.main_ppo \
     trainer.total_epochs=$total_epochs \
     trainer.test_freq=$test_freq \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

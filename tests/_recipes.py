@@ -83,10 +83,10 @@ def capture(script: Path, *extra_args: str, env: dict[str, str] | None = None, t
     record = tmp / "calls.jsonl"
     record.unlink(missing_ok=True)
     run_env = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "DATA_DIR", "NNODES", "GPUS_PER_NODE")}
+    run_env["HOME"] = str(tmp)  # what a recipe creates under $HOME (run folders) stays in the test's folder
     run_env.update(env or {})
     run_env["PATH"] = f"{shim_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     run_env["RECIPE_CAPTURE_FILE"] = str(record)
-    run_env.setdefault("HOME", str(tmp))
     proc = subprocess.run(
         ["bash", str(script), *extra_args], cwd=REPO, env=run_env, capture_output=True, text=True, timeout=120
     )

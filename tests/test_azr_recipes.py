@@ -95,8 +95,9 @@ def test_recipe_carries_the_reference_7b_settings(name, tmp_path):
 
 
 def test_coder_recipe_differs_only_in_the_model_and_the_experiment_name(tmp_path):
-    base, _ = _composed("run_azr_qwen7b.sh", tmp_path / "a")
-    coder, _ = _composed("run_azr_coder7b.sh", tmp_path / "b")
+    home = {"HOME": str(tmp_path)}  # the same $HOME, so the same default DATA_DIR and RUN_DIR
+    base, _ = _composed("run_azr_qwen7b.sh", tmp_path / "a", env=home)
+    coder, _ = _composed("run_azr_coder7b.sh", tmp_path / "b", env=home)
     differ = sorted(set(base.overrides) ^ set(coder.overrides))
     assert [o.split("=", 1)[0] for o in differ] == ["actor_rollout_ref.model.path"] * 2 + [
         "trainer.experiment_name"

@@ -261,6 +261,22 @@ AZR_SEED_BUFFER = 12  # the seeding phase fills every buffer to this many tasks 
 AZR_TYPES = ("deduction", "abduction", "induction")
 
 
+def test_the_training_report_draws_every_family_the_run_logged(run, tmp_path):
+    from verl_selfplay.report import Run, write_report
+
+    report = write_report(Run(metrics=run.metrics), tmp_path)
+    assert {"reward", "length", "entropy", "group_filter", "vote", "pcl", "timing"} <= set(report.pngs), report.absent
+    assert {"azr", "selfplay_math", "behaviours"} <= set(report.absent)
+    text = report.markdown.read_text()
+    for key in (
+        "critic/score/mean",
+        "val-core/math/acc/mean@1",
+        "training/group_filter/keep_rate",
+        "pcl/actual_reward/mean",
+    ):
+        assert f"(`{key}`)" in text, key
+
+
 @pytest.fixture(scope="module")
 def azr_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("e2e_azr")
@@ -327,6 +343,15 @@ def test_azr_behaviour_metrics_cover_proposer_and_solver_rows(azr_run):
     run, _ = azr_run
     for m in run.metrics:  # every row of the step (fewer than behaviours.max_responses): proposers' rewards too
         _assert_behaviour_metrics(m, 6 * AZR_PER_TYPE)
+
+
+def test_the_training_report_draws_the_azr_curves(azr_run, tmp_path):
+    from verl_selfplay.report import Run, write_report
+
+    run, _ = azr_run
+    report = write_report(Run(metrics=run.metrics), tmp_path)
+    assert {"reward", "azr"} <= set(report.pngs) and "group_filter" in report.absent
+    assert "(`azr/deduction/valid_rate`)" in report.markdown.read_text()
 
 
 def test_no_model_text_ran_outside_the_sandbox(azr_run):

@@ -15,7 +15,7 @@ from typing import Any
 
 from verl_selfplay.azr.config import TASKS
 from verl_selfplay.azr.prompts import DATA_SOURCES
-from verl_selfplay.cpu.report import read_metrics, table
+from verl_selfplay.report import read_metrics, table
 
 SHORT = {"deduction": "ded", "abduction": "abd", "induction": "ind"}
 FAMILIES: tuple[tuple[str, str], ...] = (
@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("metrics", help="the JSONL written by verl's file logger (VERL_FILE_LOGGER_PATH)")
     parser.add_argument("--png", help="also draw the curves into this PNG")
     args = parser.parse_args(argv)
-    metrics = read_metrics(args.metrics)
+    warnings: list[str] = []
+    metrics = read_metrics(args.metrics, warnings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if not metrics:
         print(f"no metrics in {args.metrics}", file=sys.stderr)
         return 1

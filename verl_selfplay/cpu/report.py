@@ -1,8 +1,10 @@
-"""Read a verl run's metrics (``file`` logger JSONL) and the ``hf`` rollout's log lines; print and plot them.
+"""The CPU jobs' console summary: a per-step table of a verl run's metrics and the step-time breakdown, with the
+``hf`` rollout's own generation times.
 
-``python -m verl_selfplay.cpu.report METRICS.jsonl [--log RUN.log] [--png curve.png]`` prints one row per
+``python -m verl_selfplay.cpu.report METRICS.jsonl [--log RUN.log] [--out DIR] [--png curve.png]`` prints one row per
 training step (reward, validation accuracy, grad norm, rollout/actor log-prob agreement) and the step-time
-breakdown; ``--png`` also draws the accuracy curves.
+breakdown. ``--out`` also writes the training report of any run (:mod:`verl_selfplay.report`, whose reader and
+table this module uses); ``--png`` draws only the accuracy curves (kept for old command lines).
 
 verl's ``timing_s/gen`` is the wait for a full batch in the replay buffer, which polls TransferQueue every
 ``poll_interval`` seconds (2 s in verl's own buffer), so it is quantised; the ``[hf-rollout]`` lines give
@@ -12,13 +14,16 @@ the time the server actually spent in ``generate`` for each weight version.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import re
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+from verl_selfplay import report as _report
+from verl_selfplay.report import load_run, read_metrics, write_report
+
+__all__ = ["breakdown", "main", "plot", "read_metrics", "rollout_stats", "table"]
 
 # prefix of the line the hf rollout server prints per weight version (verl_selfplay.cpu.hf_rollout)
 LOG_PREFIX = "[hf-rollout]"
@@ -49,25 +54,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 _HF_LINE = re.compile(
     re.escape(LOG_PREFIX) + r" version=(\d+) batches=(\d+) requests=(\d+) tokens=(\d+) generate_s=([0-9.]+)"
 )
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """verl's ``file`` logger JSONL as one dict per step (lines of the same step merged), step-ordered.
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "m.jsonl")
-    >>> _ = open(p, "w").write('{"step": 1, "data": {"a": 1}}\\n{"step": 1, "data": {"b": 2}}\\n')
-    >>> read_metrics(p)
-    [{'step': 1, 'a': 1, 'b': 2}]
-    """
-    by_step: dict[int, dict[str, Any]] = {}
-    path = Path(path)
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                by_step.setdefault(int(row["step"]), {"step": int(row["step"])}).update(row["data"])
-    return [by_step[k] for k in sorted(by_step)]
 
 
 def rollout_stats(log: str) -> list[dict[str, float]]:
@@ -101,23 +87,9 @@ def breakdown(metrics: list[dict[str, Any]], log: str = "", skip_first: bool = T
     return out
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
-    return str(value)
-
-
 def table(metrics: list[dict[str, Any]], columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
-    """One row per step with the ``columns`` (label, metric key) that the run logged."""
-    cols = [(label, key) for label, key in columns if any(key in m for m in metrics)]
-    header = ["step"] + [label for label, _ in cols]
-    rows = [[str(m["step"])] + [_fmt(m.get(key)) for _, key in cols] for m in metrics]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
+    """One row per step with the ``columns`` (label, metric key) that the run logged (:func:`verl_selfplay.report.table`)."""
+    return _report.table(metrics, columns)
 
 
 def plot(metrics: list[dict[str, Any]], png: str | Path) -> bool:
@@ -154,19 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verl_selfplay.cpu.report", description=__doc__.split("\n")[0])
     parser.add_argument("metrics", help="the JSONL written by verl's file logger (VERL_FILE_LOGGER_PATH)")
     parser.add_argument("--log", help="the run's console log, for the [hf-rollout] generation times")
+    parser.add_argument("--out", help="also write the training report (report.md and PNGs) into this folder")
     parser.add_argument("--png", help="also plot reward and accuracy per step into this PNG")
     args = parser.parse_args(argv)
-    metrics = read_metrics(args.metrics)
+    run = load_run(args.metrics)
+    for w in run.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    metrics = run.metrics
     if not metrics:
         print(f"no metrics in {args.metrics}", file=sys.stderr)
         return 1
-    log = Path(args.log).read_text(errors="replace") if args.log else ""
-    print(table(metrics))
+    log = Path(args.log).read_text(errors="replace") if args.log and Path(args.log).is_file() else ""
+    print(table(metrics, COLUMNS))
     print("\nstep time, median over steps after the first (s):")
     for label, seconds in breakdown(metrics, log).items():
         print(f"  {label:<38} {seconds:8.3f}")
     if args.png and plot(metrics, args.png):
         print(f"\ncurve: {args.png}")
+    if args.out:
+        report = write_report(run, args.out)
+        print(f"\nreport: {report.markdown}")
     return 0
 
 
