@@ -4,8 +4,8 @@
 # 8 fresh solver answers and rewarded 1 - 2|s - 1/2| (minus a batch-similarity penalty); 32 labelled buffer problems
 # are solved 16 times each against their labels; held-out seed problems with gold answers measure the labels
 # (selfplay_math/label_acc_on_gold); one Task-Relative REINFORCE++ update trains both roles (azr.domain=math,
-# verl_selfplay.azr.domains.math). PromptCoT's acc-filter (0.1-0.8) has no place here: groups hold one problem each,
-# and the solver problems are drawn preferring s near 1/2 instead.
+# verl_selfplay.azr.domains.math). PromptCoT's acc-filter (0.1-0.8) applies to the solver groups (one per problem,
+# solver accuracy against the label): groups outside it get zero advantage (selfplay_math.solver_acc_range).
 #
 # Data: SEED_FILE, the seed problems (JSON lines with "problem" and "answer", or a verl RL parquet; at least
 # `heldout` of them with answers), e.g. PromptCoT's problems; VAL_FILE, validation problems with gold answers (e.g.
@@ -17,7 +17,7 @@
 #
 # Sources of the numbers:
 #   [seed]     PromptCoT zero-RL note (shared/seeds/000), as in run_promptcot_zero_rl_qwen7b.sh: Qwen2.5-7B base,
-#              rollout-num=16, learning-rate=1e-6, clip-higher, token-level loss.
+#              rollout-num=16, learning-rate=1e-6, clip-higher, acc-filter (0.1-0.8), token-level loss.
 #   [DAPO]     Yu et al. 2025, arXiv 2503.14476, §3.1 clip-higher 0.2/0.28.
 #   [DAPO-7B]  verl's recipe/dapo/test_dapo_7b_math.sh, the rest of the PromptCoT recipe's basic configuration.
 #   [AZR]      Zhao et al. 2025, arXiv 2505.03335, Table 3 (batch 64 per role and task type, K=6 references,
@@ -38,6 +38,8 @@ EXPERIMENT_NAME=${EXPERIMENT_NAME:-selfplay_math_qwen7b}
 propose_per_type=64                            # [AZR] batch 64 per role and task type
 solve_per_type=32                              # [ours] labelled problems solved per step
 solver_samples=16                              # [seed] rollout-num=16 (rows per solver problem)
+acc_low=0.1                                    # [seed] acc-filter 0.1-0.8 (solver groups)
+acc_high=0.8                                   # [seed] acc-filter 0.1-0.8 (solver groups)
 label_samples=8                                # [AZR] N=8 solver samples per proposal
 probes_per_step=32                             # [ours] held-out gold problems labelled per step
 relabel_per_step=32                            # [ours] buffer problems re-labelled by the current policy per step
@@ -138,4 +140,5 @@ python3 -m verl.trainer.main_ppo \
     +selfplay_math.relabel_per_step=$relabel_per_step \
     +selfplay_math.label_samples=$label_samples \
     +selfplay_math.solver_samples=$solver_samples \
+    "+selfplay_math.solver_acc_range=[$acc_low,$acc_high]" \
     "$@"

@@ -35,6 +35,8 @@ label_samples=4                  # [ours] votes that label a proposal (AZR's n_l
 probes_per_step=2                # [ours] held-out gold problems labelled per step (label_acc_on_gold)
 relabel_per_step=2               # [ours] buffer problems re-labelled by the current policy per step
 heldout=8                        # [ours] seed problems held out with their gold answers
+acc_low=0.1                      # [seed] PromptCoT zero-RL acc-filter 0.1-0.8, on the solver groups (as at 7B)
+acc_high=0.8                     # [seed] PromptCoT zero-RL acc-filter 0.1-0.8
 n_references=2                   # [ours] reference problems in a proposer prompt (reference AZR: 6)
 train_batch_size=$((propose_per_type + solve_per_type * solver_samples + probes_per_step + relabel_per_step))  # MathDomain.rows_per_step
 lr=1e-4                          # [ours] a tiny model (as run_azr_tiny_cpu.sh); 7B runs use 1e-6
@@ -92,6 +94,7 @@ python3 -m verl.trainer.main_ppo \
     +selfplay_math.relabel_per_step=$relabel_per_step \
     +selfplay_math.label_samples=$label_samples \
     +selfplay_math.solver_samples=$solver_samples \
+    "+selfplay_math.solver_acc_range=[$acc_low,$acc_high]" \
     trainer.logger='[console,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \

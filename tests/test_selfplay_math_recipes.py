@@ -82,6 +82,7 @@ def test_cpu_recipe_settings_fit_the_tiny_model(tmp_path, tiny_math):
     assert azr.prompt_style == "compact" and azr.sample_seed == 3
     assert (azr.propose_per_type, azr.solve_per_type, azr.n_references) == (4, 4, 2)
     assert (c.label_samples, c.solver_samples, c.heldout, c.probes_per_step, c.relabel_per_step) == (4, 4, 8, 2, 2)
+    assert c.solver_acc_range == (0.1, 0.8)  # PromptCoT's acc-filter, as at 7B
     assert cfg.data.train_batch_size == 4 + 4 * 4 + 2 + 2
     data = tmp_path / "work" / "data"
     assert c.seed_file == str(data / "seeds.jsonl") and cfg.data.val_files == str(data / "test.parquet")
@@ -109,6 +110,7 @@ def test_gpu_recipe_carries_the_promptcot_zero_rl_settings(tmp_path):
     assert cfg.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B"
     assert (cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node) == (1, 8)
     assert c.solver_samples == 16 and c.label_samples == 8 and rollout.n == 1
+    assert c.solver_acc_range == (0.1, 0.8)  # acc-filter 0.1-0.8 on the solver groups
     assert actor.optim.lr == 1e-6
     assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.loss_agg_mode) == (0.2, 0.28, "token-mean")
     assert not actor.use_kl_loss and not cfg.algorithm.use_kl_in_reward

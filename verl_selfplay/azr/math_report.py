@@ -4,7 +4,7 @@
 training step of the ``selfplay_math/*`` metrics (:meth:`verl_selfplay.azr.domains.math.MathDomain.harvest`): the
 proposals' valid rate, learnability (mean proposer reward of valid proposals), label majority share, proposals added,
 buffer size and labelled problems, diversity, novelty, label accuracy on held-out gold problems, solver accuracy
-against the labels and the share of informative solver groups, re-labels and changed labels, the rejections per
+against the labels, the share of informative solver groups and the groups the accuracy filter dropped, re-labels and changed labels, the rejections per
 reason, and the validation accuracy on gold answers (``val-core/math/acc/mean@1``). The PNG has one panel per family,
 the rejection reasons stacked, and the solve-rate histogram of each step's valid proposals.
 """
@@ -35,6 +35,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("lab_gold", f"{PREFIX}/label_acc_on_gold"),
     ("solv_acc", f"{PREFIX}/solver_acc"),
     ("inform", f"{PREFIX}/solver_groups_informative"),
+    ("dropped", f"{PREFIX}/solver_groups_dropped"),
     ("relab", f"{PREFIX}/relabelled"),
     ("changed", f"{PREFIX}/label_changed"),
     ("sim_pen", f"{PREFIX}/similarity_penalty"),
