@@ -897,31 +897,12 @@ def math_rates(
     return {"propose": propose, "solve": solve}
 
 
-def math_rows(problems: list[dict[str, str]], split: str) -> list[dict[str, Any]]:
-    """verl RL rows of ``problems``: compact solver prompts for the ``azr`` agent loop, scored by data source
-    ``math`` against the gold answer (``val-core/math/acc/mean@1`` in validation)."""
-    from verl_selfplay.azr.domains.math import TASK, Problem, solver_prompt
-
-    return [
-        {
-            "data_source": DATA_SOURCE,
-            "prompt": [{"role": "user", "content": solver_prompt(Problem(p["problem"]), style=MATH_STYLE)}],
-            "ability": "math",
-            "reward_model": {"style": "rule", "ground_truth": p["answer"]},
-            "extra_info": {"split": split, "index": i, "problem": p["problem"]},
-            "agent_name": "azr",
-            "azr_role": "solve",
-            "azr_task": TASK,
-        }
-        for i, p in enumerate(problems)
-    ]
-
-
 def write_math_data(out: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
     """Write ``seeds.jsonl`` (:data:`MATH_SEEDS` problems with answers, for ``selfplay_math.seed_file``),
     ``test.parquet`` (:data:`MATH_TEST` validation problems, none of them a seed) and ``train.parquet`` (the seeds
     as solver rows: verl needs ``data.train_files``; self-play never draws from it) into ``out``."""
-    import pandas as pd
+    from verl_selfplay.azr.domains.math import Problem
+    from verl_selfplay.azr.math_data import write
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -933,10 +914,10 @@ def write_math_data(out: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
         p = math_problem(*_math_pair(rng))
         if p["problem"] not in taken:
             test.setdefault(p["problem"], p)
-    paths = {"seeds": out / "seeds.jsonl", "train": out / "train.parquet", "test": out / "test.parquet"}
+    paths = {"seeds": out / "seeds.jsonl"}
     paths["seeds"].write_text("".join(json.dumps(p) + "\n" for p in seeds))
-    pd.DataFrame(math_rows(seeds, "train")).to_parquet(paths["train"], index=False)
-    pd.DataFrame(math_rows(list(test.values()), "test")).to_parquet(paths["test"], index=False)
+    as_problems = [[Problem(p["problem"], gold=p["answer"]) for p in ps] for ps in (seeds, test.values())]
+    paths.update(write(out, *as_problems, style=MATH_STYLE))
     return paths
 
 

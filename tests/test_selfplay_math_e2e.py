@@ -1,0 +1,110 @@
+"""``recipes/run_selfplay_math_tiny_cpu.sh`` for real: math self-play with verl's own trainer on CPU, 2 steps.
+
+The recipe runs as a user runs it (bash, this test's Python first on ``PATH``) on the cached tiny math model
+(``tiny_math``): verl's trainer in mode ``azr`` with ``azr.domain=math`` generates, votes, trains and checkpoints; the
+recipe then prints its per-step table and draws its PNG. Every process it started, Ray's included, is killed after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _e2e import DEFAULT_TIMEOUT_S, kill_session
+from _recipes import RECIPES
+
+from verl_selfplay.cpu.report import read_metrics
+
+pytestmark = pytest.mark.e2e
+
+P = "selfplay_math"
+STEPS = 2
+SEEDS_IN_BUFFER = 48 - 8  # tiny.MATH_SEEDS minus the recipe's selfplay_math.heldout
+CORE = (
+    "valid_rate",
+    "label_majority_share",
+    "added",
+    "buffer_size",
+    "buffer_labelled",
+    "diversity",
+    "novelty",
+    "label_acc_on_gold",
+    "solver_acc",
+    "solver_groups_informative",
+    "relabelled",
+    "label_changed",
+    "solver_groups_dropped",
+)
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory, tiny_math) -> tuple[subprocess.CompletedProcess, Path]:
+    work = tmp_path_factory.mktemp("selfplay_math_cpu")
+    model_dir, data_dir = tiny_math
+    env = {k: v for k, v in os.environ.items() if k not in ("VERL_FILE_LOGGER_PATH",)}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        WORK_DIR=str(work),
+        MODEL_PATH=str(model_dir),
+        DATA_DIR=str(data_dir),
+        STEPS=str(STEPS),
+        PYTHONUNBUFFERED="1",
+        RAY_DEDUP_LOGS="0",
+        RAY_DISABLE_USAGE_STATS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    proc = subprocess.Popen(
+        ["bash", str(RECIPES / "run_selfplay_math_tiny_cpu.sh")],
+        cwd=RECIPES.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=DEFAULT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    finally:
+        kill_session(proc.pid)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, ""), work
+
+
+def test_recipe_trains_checkpoints_and_reports(recipe_run):
+    proc, work = recipe_run
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    metrics = read_metrics(work / "metrics.jsonl")
+    steps = [m for m in metrics if f"{P}/valid_rate" in m]
+    assert [m["step"] for m in steps] == list(range(1, STEPS + 1))
+    for m in steps:
+        missing = [name for name in CORE if f"{P}/{name}" not in m]
+        assert not missing, (m["step"], missing)
+        assert 0.0 <= m[f"{P}/valid_rate"] <= 1.0 and m[f"{P}/buffer_size"] >= SEEDS_IN_BUFFER
+        assert m[f"{P}/relabelled"] == 2.0  # selfplay_math.relabel_per_step
+        assert sum(v for k, v in m.items() if k.startswith(f"{P}/solve_rate_hist/")) <= 4  # propose_per_type
+    assert "val-core/math/acc/mean@1" in metrics[0] and "val-core/math/acc/mean@1" in metrics[-1]
+
+    buffer = work / "checkpoints" / f"global_step_{STEPS}" / "azr_buffers" / "math.jsonl"
+    records = [json.loads(line) for line in buffer.read_text().splitlines()]
+    assert len(records) == steps[-1][f"{P}/buffer_size"]
+    assert sum(r["source"] == "seed" for r in records) == SEEDS_IN_BUFFER
+    assert sum(bool(r["label"]) for r in records) == steps[-1][f"{P}/buffer_labelled"]
+
+    table = proc.stdout[proc.stdout.rindex("step  valid") :].splitlines()
+    assert [line.split()[0] for line in table[1 : 2 + STEPS]] == [str(s) for s in range(STEPS + 1)]
+    png = work / "selfplay_math_curves.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and f"curves: {png}" in proc.stdout
+
+
+def test_metric_names_are_a_fixed_set(recipe_run):
+    proc, work = recipe_run
+    assert proc.returncode == 0
+    names = {k for m in read_metrics(work / "metrics.jsonl") for k in m}
+    assert not [k for k in names if "{" in k or "\n" in k or len(k) > 100]  # never one metric per proposal
+    assert {f"{P}/advantage_mean/propose.math", f"{P}/advantage_mean/solve.math"} <= names
