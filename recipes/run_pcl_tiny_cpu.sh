@@ -105,3 +105,5 @@ python3 -m verl.trainer.main_ppo \
     "$@" 2>&1 | tee "$WORK_DIR/run.log"
 
 python3 -m verl_selfplay.cpu.report "$VERL_FILE_LOGGER_PATH" --log "$WORK_DIR/run.log" --png "$WORK_DIR/curve.png"
+python3 -m verl_selfplay.report "$WORK_DIR" --out "$WORK_DIR/report"
+echo "training report: python3 -m verl_selfplay.report $WORK_DIR --out $WORK_DIR/report"

@@ -34,6 +34,7 @@ NNODES=${NNODES:-1}                            # cluster shape, not a hyperparam
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}              # cluster shape, not a hyperparameter (as the PromptCoT recipe)
 PROJECT_NAME=${PROJECT_NAME:-verl_selfplay}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-selfplay_math_qwen7b}
+RUN_DIR=${RUN_DIR:-$HOME/verl_selfplay_runs/$EXPERIMENT_NAME}   # verl's file-logger metrics, for the report
 
 propose_per_type=64                            # [AZR] batch 64 per role and task type
 solve_per_type=32                              # [ours] labelled problems solved per step
@@ -78,6 +79,9 @@ if [ ! -f "$DATA_DIR/train.parquet" ] || [ ! -f "$DATA_DIR/test.parquet" ]; then
     python3 -m verl_selfplay.azr.math_data --seeds "$SEED_FILE" --val "$VAL_FILE" --out "$DATA_DIR" --prompt-style reference
 fi
 
+mkdir -p "$RUN_DIR"
+export VERL_FILE_LOGGER_PATH=${VERL_FILE_LOGGER_PATH:-$RUN_DIR/metrics.jsonl}
+
 python3 -m verl.trainer.main_ppo \
     data.train_files="$DATA_DIR/train.parquet" \
     data.val_files="$DATA_DIR/test.parquet" \
@@ -119,7 +123,7 @@ python3 -m verl.trainer.main_ppo \
     algorithm.adv_estimator=task_relative_reinforce_plus_plus \
     algorithm.use_kl_in_reward=False \
     trainer.v1.trainer_mode=azr \
-    trainer.logger='[console,wandb]' \
+    trainer.logger='[console,wandb,file]' \
     trainer.project_name="$PROJECT_NAME" \
     trainer.experiment_name="$EXPERIMENT_NAME" \
     trainer.nnodes="$NNODES" \
@@ -142,3 +146,5 @@ python3 -m verl.trainer.main_ppo \
     +selfplay_math.solver_samples=$solver_samples \
     "+selfplay_math.solver_acc_range=[$acc_low,$acc_high]" \
     "$@"
+
+echo "training report: python3 -m verl_selfplay.report $RUN_DIR --out $RUN_DIR/report"

@@ -107,3 +107,5 @@ python3 -m verl.trainer.main_ppo \
     "$@" 2>&1 | tee "$WORK_DIR/run.log"
 
 python3 -m verl_selfplay.azr.math_report "$VERL_FILE_LOGGER_PATH" --png "$WORK_DIR/selfplay_math_curves.png"
+python3 -m verl_selfplay.report "$WORK_DIR" --out "$WORK_DIR/report"
+echo "training report: python3 -m verl_selfplay.report $WORK_DIR --out $WORK_DIR/report"

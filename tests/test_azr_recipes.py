@@ -63,7 +63,9 @@ def test_recipe_passes_verl_and_azr_start_up_checks(name, tmp_path):
     assert not need_reference_policy(cfg) and not need_critic(cfg)  # no KL, so no reference model; no critic
     validate_config(cfg, use_reference_policy=False, use_critic=False)
     azr = _azr_config(cfg)
-    _check_verl_config(cfg, azr, domain_of(cfg, azr))  # train_batch_size = rows per step, rollout.n = 1, no DAPO filter, steps set
+    _check_verl_config(
+        cfg, azr, domain_of(cfg, azr)
+    )  # train_batch_size = rows per step, rollout.n = 1, no DAPO filter, steps set
 
     assert get_trainer_cls(cfg.trainer.v1.trainer_mode) is AZRTrainer
     assert cfg.algorithm.adv_estimator == ADV_ESTIMATOR and get_adv_estimator_fn(ADV_ESTIMATOR) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,8 +138,9 @@ def test_metric_names_are_a_fixed_set(recipe_run):
 
 
 def test_rerunning_with_more_steps_resumes_the_checkpoint_with_its_buffer(recipe_run, tiny_math):
-    """The recipe run again with STEPS=3 resumes verl's step-2 checkpoint (trainer.resume_mode=auto, verl's default):
-    verl's weights, the buffer and the probe cursor come back."""
+    """The suite's one resume of verl's trainer: the recipe run again with STEPS=3 resumes verl's step-2 checkpoint
+    (trainer.resume_mode=auto, verl's default): verl's weights (also in the rollout server), the self-play buffer
+    and the probe cursor come back."""
     proc, work = recipe_run
     assert proc.returncode == 0
     before = _buffer(work, STEPS)
@@ -151,6 +153,9 @@ def test_rerunning_with_more_steps_resumes_the_checkpoint_with_its_buffer(recipe
     metrics = [m for m in read_metrics(work / "metrics.jsonl") if f"{P}/valid_rate" in m]
     assert [m["step"] for m in metrics] == [STEPS + 1]  # steps 1-2 were not redone
     assert "Restored AZR buffers" in resumed.stdout
+    assert re.search(rf"Resuming from \S*global_step_{STEPS}, setting global step to {STEPS}", resumed.stdout)
+    assert metrics[0]["actor/grad_norm"] > 0
+    assert metrics[0]["training/rollout_probs_diff_max"] < 1e-3  # the rollout server got the resumed weights
     after = _buffer(work, STEPS + 1)
     # step 3 started from the saved problems (below the cap nothing is evicted; labels and solve rates move)
     assert [r["problem"] for r in after[: len(before)]] == [r["problem"] for r in before]

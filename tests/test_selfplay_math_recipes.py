@@ -94,8 +94,15 @@ def test_cpu_recipe_settings_fit_the_tiny_model(tmp_path, tiny_math):
     argvs = recorded_argvs(tmp_path)
     build = next(a for a in argvs if a[:2] == ["-m", "verl_selfplay.tiny"])
     assert "--selfplay-math" in build and build[build.index("--seed") + 1] == "3"
-    assert argvs[-1][:2] == ["-m", "verl_selfplay.azr.math_report"]
-    assert argvs[-1][2:] == [
+    assert argvs[-1] == [
+        "-m",
+        "verl_selfplay.report",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "work" / "report"),
+    ]
+    assert argvs[-2][:2] == ["-m", "verl_selfplay.azr.math_report"]
+    assert argvs[-2][2:] == [
         str(tmp_path / "work" / "metrics.jsonl"),
         "--png",
         str(tmp_path / "work" / "selfplay_math_curves.png"),
