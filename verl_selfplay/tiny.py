@@ -695,41 +695,67 @@ def azr_lengths(tokenizer, examples: list[dict[str, str]] | None = None) -> dict
     return lengths
 
 
-def build_azr(
-    out: str | os.PathLike, seed: int = 0, sft_steps: int = AZR_SFT_STEPS, data_out: str | os.PathLike | None = None
-) -> dict[str, Any]:
-    """Build the AZR tokenizer and model into ``out`` (and AZR's data files into ``data_out``); returns a summary."""
+def _build_prompt_response_model(
+    out: Path,
+    seed: int,
+    examples_fn: Any,
+    sft_steps: int,
+    config: dict[str, Any],
+    name: str,
+    check: int,
+    vocab_size: int | None = None,
+) -> tuple[Any, Any, list[float], float, float, list[dict[str, str]]]:
+    """Tokenizer (trained on ``examples_fn(seed)``), model and SFT of a plain-text prompt/response variant, saved into
+    ``out``: ``(tokenizer, model, losses, sft_seconds, start, examples)``. Deterministic on any core count."""
     import torch
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bit-for-bit determinism on any core count
     try:
         start = time.perf_counter()
         random.seed(seed)
-        examples = azr_examples(seed)
+        examples = examples_fn(seed)
+        options = {} if vocab_size is None else {"vocab_size": vocab_size}
         built = build_tokenizer(
             seed,
             corpus=[ex["prompt"] + ex["response"] for ex in examples],
-            vocab_size=AZR_VOCAB_SIZE,
-            max_length=AZR_MODEL_CONFIG["max_position_embeddings"],
+            max_length=config["max_position_embeddings"],
+            **options,
         )
         built.save_pretrained(out)
         tokenizer = load_tokenizer(out)  # what verl will load; SFT must see the same token ids
-        for ex in examples[: len(_AZR_THINK) * max(_AZR_MIX.values())]:  # every role and task type
+        for ex in examples[:check]:
             for text in (ex["prompt"], ex["response"]):
                 if tokenizer.encode(text, add_special_tokens=False) != built.encode(text, add_special_tokens=False):
                     raise RuntimeError(
-                        "tiny AZR tokenizer does not round-trip through AutoTokenizer; check QWEN2_PRETOKENIZE_REGEX"
+                        f"tiny {name} tokenizer does not round-trip through AutoTokenizer; check QWEN2_PRETOKENIZE_REGEX"
                     )
-        model = build_model(tokenizer, seed, AZR_MODEL_CONFIG)
+        model = build_model(tokenizer, seed, config)
         sft_start = time.perf_counter()
         losses = azr_sft(model, tokenizer, examples, sft_steps, seed=seed)
         sft_seconds = time.perf_counter() - sft_start
         model.save_pretrained(out, safe_serialization=True)
     finally:
         torch.set_num_threads(threads)
+    return tokenizer, model, losses, sft_seconds, start, examples
+
+
+def build_azr(
+    out: str | os.PathLike, seed: int = 0, sft_steps: int = AZR_SFT_STEPS, data_out: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Build the AZR tokenizer and model into ``out`` (and AZR's data files into ``data_out``); returns a summary."""
+    out = Path(out)
+    tokenizer, model, losses, sft_seconds, start, examples = _build_prompt_response_model(
+        out,
+        seed,
+        azr_examples,
+        sft_steps,
+        AZR_MODEL_CONFIG,
+        "AZR",
+        check=len(_AZR_THINK) * max(_AZR_MIX.values()),  # every role and task type
+        vocab_size=AZR_VOCAB_SIZE,
+    )
     summary = {
         "path": str(out),
         "mode": "azr",
@@ -926,36 +952,10 @@ def build_selfplay_math(
 ) -> dict[str, Any]:
     """Build the math self-play tokenizer and model into ``out`` (and the seeds and validation set into
     ``data_out``); returns a summary."""
-    import torch
-
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-for-bit determinism on any core count
-    try:
-        start = time.perf_counter()
-        random.seed(seed)
-        examples = math_examples(seed)
-        built = build_tokenizer(
-            seed,
-            corpus=[ex["prompt"] + ex["response"] for ex in examples],
-            max_length=MATH_MODEL_CONFIG["max_position_embeddings"],
-        )
-        built.save_pretrained(out)
-        tokenizer = load_tokenizer(out)  # what verl will load; SFT must see the same token ids
-        for ex in examples[:64]:
-            for text in (ex["prompt"], ex["response"]):
-                if tokenizer.encode(text, add_special_tokens=False) != built.encode(text, add_special_tokens=False):
-                    raise RuntimeError(
-                        "tiny math tokenizer does not round-trip through AutoTokenizer; check QWEN2_PRETOKENIZE_REGEX"
-                    )
-        model = build_model(tokenizer, seed, MATH_MODEL_CONFIG)
-        sft_start = time.perf_counter()
-        losses = azr_sft(model, tokenizer, examples, sft_steps, seed=seed)
-        sft_seconds = time.perf_counter() - sft_start
-        model.save_pretrained(out, safe_serialization=True)
-    finally:
-        torch.set_num_threads(threads)
+    tokenizer, model, losses, sft_seconds, start, examples = _build_prompt_response_model(
+        out, seed, math_examples, sft_steps, MATH_MODEL_CONFIG, "math", check=64
+    )
     summary = {
         "path": str(out),
         "mode": "selfplay_math",
