@@ -43,12 +43,13 @@ class Series:
 @dataclass(frozen=True)
 class Panel:
     """One plot of a family. ``better`` ("max" / "min") says which value is the best one in the key numbers;
-    ``key`` puts the panel's lines into the key-numbers table."""
+    ``key`` puts the panel's lines into the key-numbers table; ``ylim`` fixes the y range (shares: 0 to 1)."""
 
     title: str
     series: tuple[Series, ...]
     better: str | None = None
     key: bool = True
+    ylim: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ FAMILIES: tuple[Family, ...] = (
         "Reasoning behaviours",
         "behaviour/*",
         (
-            Panel("share of responses showing it", (_s("behaviour/*/rate", "{0}"),)),
+            Panel("share of responses showing it", (_s("behaviour/*/rate", "{0}"),), ylim=(-0.02, 1.02)),
             Panel("reward gap (with minus without)", (_s("behaviour/*/reward_gap", "{0}"),)),
         ),
     ),
@@ -503,6 +504,8 @@ def plot_family(metrics: Metrics, family: Family, png: str | Path) -> bool:
         for label, pts in lines:
             ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=label)
         ax.set_title(panel.title, fontsize=10)
+        if panel.ylim is not None:
+            ax.set_ylim(*panel.ylim)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
